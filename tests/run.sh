@@ -1,0 +1,72 @@
+#!/bin/sh
+# tests/run.sh: run the unit tests (cmocka programs under $BUILD/tests) and the
+# integration tests (tests/integration/*.sh, which drive the real binaries),
+# count every test case, and close with one line "N passed, N failed, N skipped".
+# Exit status: 0 when nothing failed, 1 otherwise.
+#
+# Usage: run.sh all|unit|integration [FILTER]   (FILTER: substring of a name)
+# Env: BUILD (build dir), TESTDATA (../shared/testdata), TEST_TIMEOUT (s per program)
+set -u
+what=${1:-all}
+filter=${2:-}
+: "${BUILD:?BUILD must name the build directory}"
+TESTDATA=${TESTDATA:-$(cd "$(dirname "$0")/../.." && pwd)/shared/testdata}
+TEST_TIMEOUT=${TEST_TIMEOUT:-600}
+export BUILD TESTDATA CMOCKA_MESSAGE_OUTPUT=stdout
+BUILD=$(cd "$BUILD" && pwd)
+export BUILD
+
+passed=0 failed=0 skipped=0
+failures=""
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+note_fail() { failures="$failures
+  $1"; }
+
+run_unit() {
+	t=$1; name=${t#"$BUILD"/tests/}
+	echo "== unit $name"
+	timeout -k 5 "$TEST_TIMEOUT" "$t" >"$log" 2>&1
+	rc=$?
+	cat "$log"
+	p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
+	f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
+	s=$(sed -n 's/^\[  SKIPPED \] \([0-9]*\) test.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		f=1; echo "!! $name exited with status $rc"
+	fi
+	passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+	[ "$f" -eq 0 ] || note_fail "unit $name"
+}
+
+run_integration() {
+	t=$1; name=$(basename "$t" .sh)
+	echo "== integration $name"
+	timeout -k 5 "$TEST_TIMEOUT" bash "$t" >"$log" 2>&1
+	rc=$?
+	cat "$log"
+	p=$(grep -c '^PASS: ' "$log")
+	f=$(grep -c '^FAIL: ' "$log")
+	s=$(grep -c '^SKIP: ' "$log")
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		f=1; echo "!! $name exited with status $rc"
+	fi
+	passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+	[ "$f" -eq 0 ] || note_fail "integration $name"
+}
+
+if [ "$what" = all ] || [ "$what" = unit ]; then
+	for t in $(find "$BUILD/tests" -type f -name 'test_*' -perm -u+x 2>/dev/null | sort); do
+		case "$t" in *"$filter"*) run_unit "$t" ;; esac
+	done
+fi
+if [ "$what" = all ] || [ "$what" = integration ]; then
+	for t in $(ls tests/integration/*.sh 2>/dev/null | sort); do
+		case "$t" in *"$filter"*) run_integration "$t" ;; esac
+	done
+fi
+
+[ -z "$failures" ] || printf 'failed:%s\n' "$failures"
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
