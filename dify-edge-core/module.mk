@@ -16,5 +16,11 @@ runtime_LDLIBS := -lm
 
 BINS += dify-edge
 dify-edge_SRCS := $(sort $(wildcard dify-edge-core/app/*.c))
-dify-edge_DEPS := runtime
+dify-edge_DEPS := server runtime
 dify-edge_LDLIBS := $(JEMALLOC_LDLIBS)
+
+# dify-edge serve: HTTP API, scheduler, knowledge base, cache, limiter, admin.
+LIBS += server
+server_SRCS := $(sort $(wildcard dify-edge-core/server/*.c))
+server_DEPS := runtime
+server_LDLIBS := -lmicrohttpd -ljansson -lsqlite3

@@ -11,6 +11,8 @@ int cmd_run(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_gguf(int argc, char **argv);
+/* 'dify-edge gguf write-random ...' (argv[0] is "write-random") */
+int cmd_gguf_write_random(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 
 #endif
