@@ -2,4 +2,4 @@
 LIBS += collectors
 collectors_SRCS := $(sort $(wildcard collectors/*.c))
 collectors_DEPS := bpfprogs
-collectors_LDLIBS :=
+collectors_LDLIBS := -ljansson
