@@ -79,6 +79,8 @@ enum ggml_type {
 
 #define GGUF_MAX_DIMS 4
 #define GGUF_DEFAULT_ALIGNMENT 32
+#define GGUF_MAX_ALIGNMENT (1u << 30)  /* general.alignment above this is refused */
+#define GGUF_MAX_ARRAY_DEPTH 16        /* arrays of arrays nest at most this deep */
 
 /* Type traits. Unknown types: name "unknown", block size 0, size 0. */
 const char *ggml_type_name(enum ggml_type t);
@@ -87,6 +89,11 @@ size_t ggml_type_size(enum ggml_type t);      /* bytes per block */
 /* Bytes of one row of ne0 elements; 0 when ne0 is not a multiple of the block. */
 size_t ggml_row_size(enum ggml_type t, int64_t ne0);
 const char *gguf_type_name(enum gguf_type t);
+/* Bytes of a fixed-width metadata type; 0 for STRING, ARRAY and unknown. */
+size_t gguf_type_size(enum gguf_type t);
+/* Strict UTF-8 check (no overlongs, no surrogates, nothing above U+10FFFF):
+ * returns N when BUF[0..N) is valid, else the index of the first bad byte. */
+size_t gguf_utf8_check(const void *buf, size_t n);
 
 struct gguf_file;
 
@@ -196,5 +203,18 @@ int gguf_writer_add_tensor(struct gguf_writer *w, const char *name,
 			   const int64_t *ne, const void *data);
 int gguf_writer_write(struct gguf_writer *w, const char *path,
 		      char *err, size_t errlen);
+
+/* Extensions (tests, tools). */
+int gguf_writer_set_version(struct gguf_writer *w, uint32_t version); /* 2 or 3 */
+int gguf_writer_set_i64(struct gguf_writer *w, const char *key, int64_t v);
+int gguf_writer_set_f64(struct gguf_writer *w, const char *key, double v);
+/* A value of TYPE given by its encoding (LEN bytes, exactly as it appears in
+ * a file after the type field): nested arrays, or deliberately malformed
+ * values for tests. Not validated. */
+int gguf_writer_set_raw(struct gguf_writer *w, const char *key, enum gguf_type type,
+			const void *enc, size_t len);
+/* Write the file into a malloc'd buffer (*buf, *size; caller frees). */
+int gguf_writer_write_mem(struct gguf_writer *w, void **buf, size_t *size,
+			  char *err, size_t errlen);
 
 #endif /* GGUF_H */
