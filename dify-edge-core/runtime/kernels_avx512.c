@@ -1,0 +1,6 @@
+/* kernels_avx512.c: placeholder table (every entry falls back to scalar). */
+#include "dify-edge-core/runtime/kernels_impl.h"
+
+const struct kern_ops kern_ops_avx512 = {
+	.name = "avx512",
+};
