@@ -12,7 +12,7 @@ endif
 LIBS += runtime
 runtime_SRCS := $(filter-out $(runtime_isa_exclude),$(sort $(wildcard dify-edge-core/runtime/*.c)))
 runtime_DEPS :=
-runtime_LDLIBS := -lm
+runtime_LDLIBS := -lm -lpcre2-8
 
 BINS += dify-edge
 dify-edge_SRCS := $(sort $(wildcard dify-edge-core/app/*.c))

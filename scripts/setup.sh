@@ -9,6 +9,7 @@ build-essential make pkg-config git file
 clang llvm lld libclang-rt-14-dev
 libbpf-dev bpftool libelf-dev zlib1g-dev linux-libc-dev
 libcmocka-dev
+libpcre2-dev
 libjemalloc-dev libjemalloc2
 libmicrohttpd-dev libjansson-dev libsqlite3-dev sqlite3
 libcgroup-dev libinih-dev libncurses-dev

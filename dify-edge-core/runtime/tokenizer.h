@@ -41,6 +41,18 @@ bool tok_is_eog(const struct tok *t, int32_t id);
 bool tok_is_control(const struct tok *t, int32_t id);
 /* Id of an exact token text (e.g. "<|im_start|>"), or -1. */
 int32_t tok_lookup(const struct tok *t, const char *text, size_t len);
+int32_t tok_eot(const struct tok *t);   /* end of turn (metadata or by text), -1 if none */
+int32_t tok_unk(const struct tok *t);   /* -1 when the vocabulary has none */
+/* SPM leading-space rule in force (tokenizer.ggml.add_space_prefix, default
+ * true for llama vocabularies, false for gpt2). */
+bool tok_add_space_prefix(const struct tok *t);
+/* tokenizer.ggml.token_type of id (1 normal, 2 unknown, 3 control, 4 user
+ * defined, 5 unused, 6 byte; 0 undefined), -EINVAL when out of range.
+ * Tokens llama.cpp treats as end of generation read as control (3). */
+int tok_token_type(const struct tok *t, int32_t id);
+/* The stored text of id (SPM: with U+2581 for spaces; BPE: byte-mapped),
+ * not NUL-terminated, borrowed from the gguf_file; NULL when out of range. */
+const char *tok_text(const struct tok *t, int32_t id, size_t *len);
 
 /* Encode len bytes of text. Writes at most cap ids to out and returns the
  * number of ids the full encoding has (so a return > cap means: retry with a

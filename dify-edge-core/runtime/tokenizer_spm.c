@@ -1,0 +1,201 @@
+/*
+ * tokenizer_spm.c: SentencePiece-style BPE by scores (tokenizer.ggml.model
+ * "llama"), the algorithm of llama.cpp's llm_tokenizer_spm.
+ *
+ * DESIGN
+ * The fragment is escaped first: an optional leading space is prepended and
+ * every space becomes U+2581 ("▁"). The escaped text is cut into symbols,
+ * one per UTF-8 character (a lead byte says how many bytes follow; invalid
+ * bytes are symbols of one byte, so any input works). Every pair of
+ * neighbouring symbols whose joined text is a token goes into a max-heap
+ * keyed by that token's score (ties: the leftmost pair first). Popping the
+ * best pair merges the right symbol into the left one, unless either side
+ * changed since the pair was pushed (their lengths no longer add up), and
+ * pushes the two new pairs around the merged symbol. Symbols are byte ranges
+ * of the escaped text, so a pair's text is contiguous and is looked up in the
+ * token hash map without copying.
+ *
+ * When no pair is left, each symbol is a token, or a single character that
+ * is not one: that character is written as its bytes' tokens (<0xXX>, byte
+ * fallback), or as one unk when a byte has no token (vocabularies without
+ * byte tokens). (llama.cpp's rev_merge re-segmentation never triggers: a
+ * merged symbol always is a token, since pairs are only pushed for texts
+ * that are tokens.)
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dify-edge-core/runtime/tokenizer_internal.h"
+
+struct sym {
+	int32_t prev, next; /* neighbours, -1 at the ends */
+	uint32_t off, n;    /* bytes of the escaped text; n == 0: merged away */
+};
+
+struct bigram {
+	float score;
+	int32_t left, right;
+	uint32_t size;      /* bytes of left + right when pushed */
+};
+
+struct heap {
+	struct bigram *v;
+	size_t n, cap;
+};
+
+/* a goes before b: higher score, then leftmost */
+static bool before(const struct bigram *a, const struct bigram *b)
+{
+	return a->score > b->score || (a->score == b->score && a->left < b->left);
+}
+
+static int heap_push(struct heap *h, struct bigram x)
+{
+	if (h->n == h->cap) {
+		size_t cap = h->cap ? h->cap * 2 : 64;
+		struct bigram *v = realloc(h->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		h->v = v;
+		h->cap = cap;
+	}
+	size_t i = h->n++;
+	while (i > 0) {
+		size_t p = (i - 1) / 2;
+		if (!before(&x, &h->v[p]))
+			break;
+		h->v[i] = h->v[p];
+		i = p;
+	}
+	h->v[i] = x;
+	return 0;
+}
+
+static struct bigram heap_pop(struct heap *h)
+{
+	struct bigram top = h->v[0], last = h->v[--h->n];
+	size_t i = 0;
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= h->n)
+			break;
+		if (c + 1 < h->n && before(&h->v[c + 1], &h->v[c]))
+			c++;
+		if (!before(&h->v[c], &last))
+			break;
+		h->v[i] = h->v[c];
+		i = c;
+	}
+	if (h->n)
+		h->v[i] = last;
+	return top;
+}
+
+static int try_add(const struct tok *t, const char *buf, const struct sym *s,
+		   int32_t left, int32_t right, struct heap *h)
+{
+	if (left < 0 || right < 0)
+		return 0;
+	uint32_t size = s[left].n + s[right].n;
+	int32_t id = tok_map_find(t, buf + s[left].off, size);
+	if (id < 0)
+		return 0;
+	return heap_push(h, (struct bigram){ .score = t->tokens[id].score, .left = left,
+					     .right = right, .size = size });
+}
+
+int tok_spm_encode(const struct tok *t, const char *text, size_t len,
+		   bool prefix_space, struct tok_ids *out)
+{
+	static const char esc[3] = { '\xe2', '\x96', '\x81' }; /* U+2581 */
+	struct sym *s = NULL;
+	struct heap h = { 0 };
+	char *buf = NULL;
+	int rc = 0;
+
+	size_t n_sp = prefix_space;
+	for (size_t i = 0; i < len; i++)
+		n_sp += text[i] == ' ';
+	size_t blen = len + (size_t)prefix_space + 2 * n_sp;
+	if (blen == 0)
+		return 0;
+	if (blen > UINT32_MAX / 2)
+		return -E2BIG;
+	buf = malloc(blen);
+	s = malloc(blen * sizeof(*s));
+	if (!buf || !s) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	size_t o = 0;
+	if (prefix_space) {
+		memcpy(buf, esc, 3);
+		o = 3;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if (text[i] == ' ') {
+			memcpy(buf + o, esc, 3);
+			o += 3;
+		} else {
+			buf[o++] = text[i];
+		}
+	}
+
+	int32_t ns = 0;
+	for (size_t off = 0; off < blen;) {
+		size_t n = tok_utf8_len((unsigned char)buf[off]);
+		if (n > blen - off)
+			n = blen - off;
+		s[ns] = (struct sym){ .prev = ns - 1, .next = off + n == blen ? -1 : ns + 1,
+				      .off = (uint32_t)off, .n = (uint32_t)n };
+		ns++;
+		off += n;
+	}
+
+	for (int32_t i = 1; i < ns; i++)
+		if ((rc = try_add(t, buf, s, i - 1, i, &h)) < 0)
+			goto out;
+
+	while (h.n) {
+		struct bigram b = heap_pop(&h);
+		struct sym *l = &s[b.left], *r = &s[b.right];
+		if (l->n == 0 || r->n == 0 || l->n + r->n != b.size)
+			continue;
+		l->n += r->n;
+		r->n = 0;
+		l->next = r->next;
+		if (r->next >= 0)
+			s[r->next].prev = b.left;
+		if ((rc = try_add(t, buf, s, l->prev, b.left, &h)) < 0 ||
+		    (rc = try_add(t, buf, s, b.left, l->next, &h)) < 0)
+			goto out;
+	}
+
+	for (int32_t i = 0; i != -1; i = s[i].next) {
+		int32_t id = tok_map_find(t, buf + s[i].off, s[i].n);
+		if (id >= 0) {
+			if ((rc = tok_ids_push(out, id)) < 0)
+				goto out;
+			continue;
+		}
+		/* byte fallback; a character with a byte that has no token is
+		 * one unk (SentencePiece without byte_fallback) */
+		bool all = true;
+		for (uint32_t k = 0; k < s[i].n; k++)
+			all = all && t->byte_tok[(unsigned char)buf[s[i].off + k]] >= 0;
+		if (!all) {
+			if (t->unk >= 0 && (rc = tok_ids_push(out, t->unk)) < 0)
+				goto out;
+			continue;
+		}
+		for (uint32_t k = 0; k < s[i].n; k++)
+			if ((rc = tok_ids_push(out, t->byte_tok[(unsigned char)buf[s[i].off + k]])) < 0)
+				goto out;
+	}
+out:
+	free(h.v);
+	free(s);
+	free(buf);
+	return rc;
+}
