@@ -602,7 +602,8 @@ static int parse_alignment(struct rd *r, struct gguf_file *g)
 	if (kid < 0)
 		return 0;
 	v = &g->kv[kid].v;
-	at = (size_t)(v->p - r->b);
+	/* where the value starts: strings and arrays begin with a header */
+	at = (size_t)(v->p - r->b) - (v->type == GGUF_TYPE_STRING ? 8 : v->type == GGUF_TYPE_ARRAY ? 12 : 0);
 	if (v->type != GGUF_TYPE_UINT32 && v->type != GGUF_TYPE_UINT64 &&
 	    v->type != GGUF_TYPE_INT32 && v->type != GGUF_TYPE_UINT16 && v->type != GGUF_TYPE_UINT8)
 		return bad(r, at, "general.alignment has type %s, not an unsigned integer",
