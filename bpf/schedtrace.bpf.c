@@ -1,0 +1,324 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * schedtrace.bpf.c: per-CPU busy/idle split into target and other, per-thread
+ * on-CPU time and switches, run-queue latency histograms and migrations, all
+ * aggregated in per-CPU maps so that no event costs anything in user space.
+ *
+ * DESIGN
+ * sched_switch is the hot path (every context switch of the machine), so it
+ * does one classification per event: the task switched IN (next) is sorted
+ * into idle / other / target and the class is kept in this CPU's record with
+ * the switch time. At the next switch on this CPU the time since then is the
+ * slice of the task that now leaves (prev), and its class is already known:
+ * no second lookup. Target tasks alone touch the threads and start maps;
+ * untraced tasks cost the classification plus the per-CPU counters.
+ * Classification: filter NONE -> every non-idle task is the target; PIDS ->
+ * a hash lookup of the tgid in target_pids; CGROUP -> the task's cgroup v2
+ * ancestor at the target's level has the target's id.
+ * Each program exists twice: tp_btf (direct, BTF-checked loads) and raw_tp
+ * (BPF_CORE_READ). The loader enables one set.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+
+#include "bpf/schedtrace.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+const volatile __u32 filter_mode = ST_FILTER_NONE;
+const volatile __u64 target_cgid = 0;
+const volatile __s32 target_level = 0;
+
+#define TASK_RUNNING 0
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct st_cpu);
+} cpu_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, ST_MAX_CPUS);
+	__type(key, __u32);
+	__type(value, __u64);
+} mig_in SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, struct st_thread);
+} threads SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, __u64);
+} start SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u8);
+} target_pids SEC(".maps");
+
+static const struct st_thread zero_thread;
+
+/* older kernels: task_struct.state, cgroup.ancestor_ids[] */
+struct task_struct___old {
+	long state;
+} __attribute__((preserve_access_index));
+
+static __always_inline __u32 rq_bucket(__u64 ns)
+{
+	__u64 us = ns / 1000;
+	__u32 b = 0;
+
+	/* b = bit length of us: 0 for 0, 1 for 1, 2 for 2..3, ... */
+	if (us >= (1ULL << 16)) { b += 16; us >>= 16; }
+	if (us >= (1ULL << 8)) { b += 8; us >>= 8; }
+	if (us >= (1ULL << 4)) { b += 4; us >>= 4; }
+	if (us >= (1ULL << 2)) { b += 2; us >>= 2; }
+	if (us >= (1ULL << 1)) { b += 1; us >>= 1; }
+	b += (__u32)us;
+	return b < ST_RQ_BUCKETS ? b : ST_RQ_BUCKETS - 1;
+}
+
+static __always_inline bool cgroup_match(struct cgroup *cg, bool btf)
+{
+	int level;
+	struct cgroup *anc;
+
+	if (!cg)
+		return false;
+	level = btf ? cg->level : BPF_CORE_READ(cg, level);
+	if (level < target_level)
+		return false;
+	if (bpf_core_field_exists(cg->ancestors)) {
+		if (btf)
+			anc = cg->ancestors[target_level & 0xff];
+		else
+			anc = BPF_CORE_READ(cg, ancestors[target_level & 0xff]);
+	} else {
+		anc = level == target_level ? cg : NULL;
+	}
+	if (!anc)
+		return false;
+	return (btf ? anc->kn->id : BPF_CORE_READ(anc, kn, id)) == target_cgid;
+}
+
+static __always_inline __u32 classify(struct task_struct *t, __u32 pid, __u32 tgid, bool btf)
+{
+	if (pid == 0)
+		return ST_CLASS_IDLE;
+	if (filter_mode == ST_FILTER_NONE)
+		return ST_CLASS_TARGET;
+	if (filter_mode == ST_FILTER_PIDS)
+		return bpf_map_lookup_elem(&target_pids, &tgid) ? ST_CLASS_TARGET : ST_CLASS_OTHER;
+	struct cgroup *cg = btf ? t->cgroups->dfl_cgrp : BPF_CORE_READ(t, cgroups, dfl_cgrp);
+	return cgroup_match(cg, btf) ? ST_CLASS_TARGET : ST_CLASS_OTHER;
+}
+
+static __always_inline struct st_thread *thread_get(__u32 tid, struct task_struct *t, bool btf)
+{
+	struct st_thread *th = bpf_map_lookup_elem(&threads, &tid);
+
+	if (th)
+		return th;
+	bpf_map_update_elem(&threads, &tid, &zero_thread, BPF_NOEXIST);
+	th = bpf_map_lookup_elem(&threads, &tid);
+	if (!th)
+		return NULL;
+	th->tgid = btf ? t->tgid : BPF_CORE_READ(t, tgid);
+	bpf_probe_read_kernel_str(th->comm, sizeof(th->comm), &t->comm);
+	th->comm_ts = bpf_ktime_get_ns();
+	return th;
+}
+
+static __always_inline long task_state(struct task_struct *t)
+{
+	if (bpf_core_field_exists(t->__state))
+		return BPF_CORE_READ(t, __state);
+	return BPF_CORE_READ((struct task_struct___old *)t, state);
+}
+
+static __always_inline int on_switch(bool preempt, struct task_struct *prev,
+				     struct task_struct *next, bool btf)
+{
+	__u32 zero = 0;
+	struct st_cpu *c = bpf_map_lookup_elem(&cpu_stats, &zero);
+	__u64 now = bpf_ktime_get_ns();
+	__u32 next_pid, next_tgid, next_class, prev_class;
+
+	if (!c)
+		return 0;
+	next_pid = btf ? next->pid : BPF_CORE_READ(next, pid);
+	next_tgid = btf ? next->tgid : BPF_CORE_READ(next, tgid);
+	next_class = classify(next, next_pid, next_tgid, btf);
+	prev_class = c->curr_class;
+	c->switches++;
+
+	if (c->last_ts) {
+		__u64 delta = now - c->last_ts;
+		c->busy_ns[prev_class & 3] += delta;
+		if (prev_class == ST_CLASS_TARGET) {
+			__u32 prev_pid = btf ? prev->pid : BPF_CORE_READ(prev, pid);
+			/* the class belongs to the task switched in last time: check it is prev */
+			if (prev_pid == c->curr_tid) {
+				struct st_thread *th = thread_get(prev_pid, prev, btf);
+				long state = task_state(prev);
+				bool invol = preempt || state == TASK_RUNNING;
+				if (th) {
+					th->oncpu_ns += delta;
+					if (invol)
+						th->invol++;
+					else
+						th->vol++;
+				}
+				/* preempted: back on the run queue from now */
+				if (invol)
+					bpf_map_update_elem(&start, &prev_pid, &now, BPF_ANY);
+			}
+		}
+	}
+	c->last_ts = now;
+	c->curr_tid = next_pid;
+	c->curr_class = next_class;
+
+	if (next_class == ST_CLASS_TARGET) {
+		__u64 *tsp = bpf_map_lookup_elem(&start, &next_pid);
+		if (tsp) {
+			__u64 lat = now > *tsp ? now - *tsp : 0;
+			__u32 b = rq_bucket(lat);
+			bpf_map_delete_elem(&start, &next_pid);
+			/* keep the verifier sure of the bound after the compiler's rewrites */
+			asm volatile("" : "+r"(b));
+			if (b >= ST_RQ_BUCKETS)
+				return 0;
+			c->rq_count++;
+			c->rq_hist[b]++;
+			struct st_thread *th = thread_get(next_pid, next, btf);
+			if (th) {
+				th->rq_count++;
+				th->rq_hist[b]++;
+			}
+		}
+	}
+	return 0;
+}
+
+static __always_inline int on_wakeup(struct task_struct *p, bool btf)
+{
+	__u32 pid = btf ? p->pid : BPF_CORE_READ(p, pid);
+	__u32 tgid = btf ? p->tgid : BPF_CORE_READ(p, tgid);
+	__u64 now;
+
+	if (classify(p, pid, tgid, btf) != ST_CLASS_TARGET)
+		return 0;
+	now = bpf_ktime_get_ns();
+	bpf_map_update_elem(&start, &pid, &now, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int on_migrate(struct task_struct *p, int dest, bool btf)
+{
+	__u32 zero = 0, d = (__u32)dest;
+	struct st_cpu *c = bpf_map_lookup_elem(&cpu_stats, &zero);
+	__u64 *m = bpf_map_lookup_elem(&mig_in, &d);
+	__u32 pid, tgid;
+
+	if (!c)
+		return 0;
+	c->migrations++;
+	if (m)
+		(*m)++;
+	pid = btf ? p->pid : BPF_CORE_READ(p, pid);
+	tgid = btf ? p->tgid : BPF_CORE_READ(p, tgid);
+	if (classify(p, pid, tgid, btf) != ST_CLASS_TARGET)
+		return 0;
+	c->target_migrations++;
+	struct st_thread *th = bpf_map_lookup_elem(&threads, &pid);
+	if (th)
+		th->migrations++;
+	return 0;
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(switch_btf, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	return on_switch(preempt, prev, next, true);
+}
+
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(wakeup_btf, struct task_struct *p)
+{
+	return on_wakeup(p, true);
+}
+
+SEC("tp_btf/sched_wakeup_new")
+int BPF_PROG(wakeup_new_btf, struct task_struct *p)
+{
+	return on_wakeup(p, true);
+}
+
+SEC("tp_btf/sched_migrate_task")
+int BPF_PROG(migrate_btf, struct task_struct *p, int dest_cpu)
+{
+	return on_migrate(p, dest_cpu, true);
+}
+
+/* exec renames a thread: refresh the name of a thread already tracked */
+static __always_inline int on_exec(struct task_struct *p, bool btf)
+{
+	__u32 pid = btf ? p->pid : BPF_CORE_READ(p, pid);
+	struct st_thread *th = bpf_map_lookup_elem(&threads, &pid);
+
+	if (!th)
+		return 0;
+	th->tgid = btf ? p->tgid : BPF_CORE_READ(p, tgid);
+	bpf_probe_read_kernel_str(th->comm, sizeof(th->comm), &p->comm);
+	th->comm_ts = bpf_ktime_get_ns();
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(exec_btf, struct task_struct *p)
+{
+	return on_exec(p, true);
+}
+
+SEC("raw_tp/sched_process_exec")
+int BPF_PROG(exec_raw, struct task_struct *p)
+{
+	return on_exec(p, false);
+}
+
+SEC("raw_tp/sched_switch")
+int BPF_PROG(switch_raw, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	return on_switch(preempt, prev, next, false);
+}
+
+SEC("raw_tp/sched_wakeup")
+int BPF_PROG(wakeup_raw, struct task_struct *p)
+{
+	return on_wakeup(p, false);
+}
+
+SEC("raw_tp/sched_wakeup_new")
+int BPF_PROG(wakeup_new_raw, struct task_struct *p)
+{
+	return on_wakeup(p, false);
+}
+
+SEC("raw_tp/sched_migrate_task")
+int BPF_PROG(migrate_raw, struct task_struct *p, int dest_cpu)
+{
+	return on_migrate(p, dest_cpu, false);
+}

@@ -1,0 +1,250 @@
+/*
+ * schedtrace.c: loader of schedtrace.bpf.c and reader of its per-CPU maps.
+ *
+ * Order, as in bcc's libbpf-tools: open the skeleton (with a custom BTF path
+ * if asked), configure rodata (filter mode, cgroup id and level) and map
+ * sizes, pick tp_btf or raw_tp programs (tp_btf when the kernel can attach
+ * one to sched_switch), load, attach. Any failure is returned as a negative
+ * errno with a one-line message; libbpf's own log is captured, not printed.
+ * Reading sums each map's per-CPU copies into one record per CPU / thread.
+ */
+#include "bpf/schedtrace.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+
+#include "bpf/bpfutil.h"
+#include "bpf/schedtrace.skel.h"
+
+struct schedtrace {
+	struct schedtrace_bpf *skel;
+	bool btf_mode;
+	int ncpus;
+	struct st_cpu *cpubuf;     /* ncpus records: one lookup's per-CPU values */
+	__u64 *migbuf;             /* ncpus */
+	struct st_thread *thbuf;   /* ncpus */
+};
+
+static void set_err(char *err, size_t errlen, const char *what, int e)
+{
+	char log[256];
+
+	bpfutil_last_log(log, sizeof(log));
+	snprintf(err, errlen, "bpf-sched: %s: %s%s%s", what, strerror(e < 0 ? -e : e),
+		 log[0] ? "; libbpf: " : "", log);
+}
+
+struct schedtrace *schedtrace_open(const struct schedtrace_opts *o, char *err, size_t errlen)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, oo);
+	struct schedtrace *st = calloc(1, sizeof(*st));
+	const char *btf = NULL;
+	int ret;
+
+	bpfutil_quiet_libbpf();
+	if (!st) {
+		snprintf(err, errlen, "bpf-sched: out of memory");
+		return NULL;
+	}
+	ret = bpfutil_btf_path(o->btf_path, &btf, err, errlen);
+	if (ret)
+		goto fail;
+	oo.btf_custom_path = btf;
+	st->ncpus = libbpf_num_possible_cpus();
+	if (st->ncpus <= 0) {
+		ret = st->ncpus ? st->ncpus : -EINVAL;
+		set_err(err, errlen, "counting possible CPUs", ret);
+		goto fail;
+	}
+	st->cpubuf = calloc((size_t)st->ncpus, sizeof(*st->cpubuf));
+	st->migbuf = calloc((size_t)st->ncpus, sizeof(*st->migbuf));
+	st->thbuf = calloc((size_t)st->ncpus, sizeof(*st->thbuf));
+	if (!st->cpubuf || !st->migbuf || !st->thbuf) {
+		ret = -ENOMEM;
+		set_err(err, errlen, "allocating buffers", ret);
+		goto fail;
+	}
+	st->skel = schedtrace_bpf__open_opts(&oo);
+	if (!st->skel) {
+		ret = -errno;
+		set_err(err, errlen, "opening the BPF object", ret);
+		goto fail;
+	}
+	/* configure */
+	st->skel->rodata->filter_mode = o->filter;
+	st->skel->rodata->target_cgid = o->cgid;
+	st->skel->rodata->target_level = o->filter == ST_FILTER_CGROUP ? o->cg_level : 0;
+	if (o->max_threads) {
+		bpf_map__set_max_entries(st->skel->maps.threads, o->max_threads);
+		bpf_map__set_max_entries(st->skel->maps.start, o->max_threads);
+	}
+	st->btf_mode = !o->force_raw_tp && !btf && bpfutil_probe_tp_btf("sched_switch");
+	{
+		struct bpf_program *btfp[] = {
+			st->skel->progs.switch_btf, st->skel->progs.wakeup_btf,
+			st->skel->progs.wakeup_new_btf, st->skel->progs.migrate_btf,
+			st->skel->progs.exec_btf,
+		};
+		struct bpf_program *rawp[] = {
+			st->skel->progs.switch_raw, st->skel->progs.wakeup_raw,
+			st->skel->progs.wakeup_new_raw, st->skel->progs.migrate_raw,
+			st->skel->progs.exec_raw,
+		};
+		for (size_t i = 0; i < sizeof(btfp) / sizeof(btfp[0]); i++) {
+			bpf_program__set_autoload(btfp[i], st->btf_mode);
+			bpf_program__set_autoload(rawp[i], !st->btf_mode);
+		}
+	}
+	ret = schedtrace_bpf__load(st->skel);
+	if (ret) {
+		set_err(err, errlen, "loading (verifier or BTF)", ret);
+		goto fail;
+	}
+	ret = schedtrace_bpf__attach(st->skel);
+	if (ret) {
+		set_err(err, errlen, st->btf_mode ? "attaching tp_btf programs" : "attaching raw_tp programs", ret);
+		goto fail;
+	}
+	return st;
+fail:
+	schedtrace_free(st);
+	return NULL;
+}
+
+void schedtrace_free(struct schedtrace *st)
+{
+	if (!st)
+		return;
+	schedtrace_bpf__destroy(st->skel);
+	free(st->cpubuf);
+	free(st->migbuf);
+	free(st->thbuf);
+	free(st);
+}
+
+const char *schedtrace_mode(const struct schedtrace *st)
+{
+	return st->btf_mode ? "tp_btf" : "raw_tp";
+}
+
+int schedtrace_pids_fd(const struct schedtrace *st)
+{
+	return bpf_map__fd(st->skel->maps.target_pids);
+}
+
+int schedtrace_ncpus(const struct schedtrace *st)
+{
+	return st->ncpus;
+}
+
+int schedtrace_set_pids(struct schedtrace *st, const int32_t *pids, size_t n)
+{
+	int fd = bpf_map__fd(st->skel->maps.target_pids);
+	__u32 key, next;
+	__u8 one = 1;
+	int ret = 0;
+
+	/* add the new set first, then drop what is no longer in it: a task that
+	 * stays in the set is never missing from the map */
+	for (size_t i = 0; i < n; i++) {
+		key = (__u32)pids[i];
+		if (bpf_map_update_elem(fd, &key, &one, BPF_ANY) && !ret)
+			ret = -errno;
+	}
+	void *cur = NULL;
+	while (!bpf_map_get_next_key(fd, cur, &next)) {
+		bool keep = false;
+		for (size_t i = 0; i < n && !keep; i++)
+			keep = (__u32)pids[i] == next;
+		key = next;
+		cur = &key;
+		if (!keep) {
+			bpf_map_delete_elem(fd, &next);
+			cur = NULL; /* restart: deleting the cursor key invalidates it */
+		}
+	}
+	return ret;
+}
+
+int schedtrace_read_cpus(struct schedtrace *st, struct st_cpu *out, __u64 *mig_in, int n)
+{
+	__u32 zero = 0;
+	int cfd = bpf_map__fd(st->skel->maps.cpu_stats);
+	int mfd = bpf_map__fd(st->skel->maps.mig_in);
+	int m = n < st->ncpus ? n : st->ncpus;
+
+	if (bpf_map_lookup_elem(cfd, &zero, st->cpubuf))
+		return -errno;
+	for (int i = 0; i < m; i++)
+		out[i] = st->cpubuf[i];
+	for (int i = 0; i < m && mig_in; i++) {
+		__u32 k = (__u32)i;
+		mig_in[i] = 0;
+		if (i >= ST_MAX_CPUS || bpf_map_lookup_elem(mfd, &k, st->migbuf))
+			continue;
+		for (int c = 0; c < st->ncpus; c++)
+			mig_in[i] += st->migbuf[c];
+	}
+	return m;
+}
+
+int schedtrace_read_threads(struct schedtrace *st,
+			    void (*cb)(__u32 tid, const struct st_thread *t, void *arg), void *arg)
+{
+	int fd = bpf_map__fd(st->skel->maps.threads);
+	__u32 key, next;
+	void *cur = NULL;
+	int count = 0;
+
+	while (!bpf_map_get_next_key(fd, cur, &next)) {
+		key = next;
+		cur = &key;
+		if (bpf_map_lookup_elem(fd, &key, st->thbuf))
+			continue; /* gone between the two calls */
+		struct st_thread sum = st->thbuf[0];
+		__u64 most = st->thbuf[0].oncpu_ns;
+		sum.last_cpu = 0;
+		for (int c = 1; c < st->ncpus; c++) {
+			const struct st_thread *t = &st->thbuf[c];
+			sum.oncpu_ns += t->oncpu_ns;
+			sum.vol += t->vol;
+			sum.invol += t->invol;
+			sum.migrations += t->migrations;
+			sum.rq_count += t->rq_count;
+			for (int b = 0; b < ST_RQ_BUCKETS; b++)
+				sum.rq_hist[b] += t->rq_hist[b];
+			if (t->comm_ts > sum.comm_ts) {
+				sum.comm_ts = t->comm_ts;
+				sum.tgid = t->tgid;
+				memcpy(sum.comm, t->comm, sizeof(sum.comm));
+			}
+			if (t->oncpu_ns > most) {
+				most = t->oncpu_ns;
+				sum.last_cpu = c; /* the CPU it ran on most */
+			}
+		}
+		cb(key, &sum, arg);
+		count++;
+	}
+	return count;
+}
+
+void schedtrace_forget_thread(struct schedtrace *st, __u32 tid)
+{
+	bpf_map_delete_elem(bpf_map__fd(st->skel->maps.threads), &tid);
+}
+
+int schedtrace_switch_stats(const struct schedtrace *st, __u64 *run_time_ns, __u64 *run_cnt)
+{
+	struct bpf_program *p = st->btf_mode ? st->skel->progs.switch_btf : st->skel->progs.switch_raw;
+
+	return bpfutil_prog_stats(bpf_program__fd(p), run_time_ns, run_cnt);
+}

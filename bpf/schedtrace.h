@@ -1,0 +1,102 @@
+/*
+ * schedtrace.h: the types that schedtrace.bpf.c (in the kernel) and its
+ * loader schedtrace.c (in user space) share, and the loader's API.
+ *
+ * The kernel side aggregates everything in per-CPU maps:
+ *   cpu_stats   PERCPU_ARRAY[1] of struct st_cpu: busy/idle split by class,
+ *               switches, migrations, run-queue histogram, and the state of
+ *               the slice now running (last_ts, curr_tid, curr_class) so user
+ *               space can add the part of the slice not yet ended;
+ *   threads     LRU_PERCPU_HASH tid -> struct st_thread, target threads only;
+ *   mig_in      PERCPU_ARRAY[ST_MAX_CPUS] of u64: migrations into each CPU;
+ *   start       LRU_HASH tid -> wakeup time (the one shared scratch map: a
+ *               wakeup and its switch-in may happen on different CPUs);
+ *   target_pids HASH tgid -> u8: the pid set (also used by evtrace).
+ * Only the loader knows these layouts; callers get the st_* records below.
+ */
+#ifndef BPF_SCHEDTRACE_H
+#define BPF_SCHEDTRACE_H
+
+#ifndef __bpf__
+#include <linux/types.h>
+#endif
+
+#define ST_MAX_CPUS 64
+#define ST_RQ_BUCKETS 26    /* same scale as SNAP_RQ_BUCKETS: b0 < 1us, bi in [2^(i-1), 2^i) us */
+#define ST_COMM_LEN 16
+
+enum st_class { ST_CLASS_IDLE = 0, ST_CLASS_OTHER = 1, ST_CLASS_TARGET = 2 };
+enum st_filter { ST_FILTER_NONE = 0, ST_FILTER_PIDS = 1, ST_FILTER_CGROUP = 2 };
+
+struct st_cpu {
+	__u64 busy_ns[3];          /* indexed by enum st_class (idle, other, target) */
+	__u64 switches;
+	__u64 migrations;          /* migrate events seen on this CPU (all tasks) */
+	__u64 target_migrations;   /* of target tasks */
+	__u64 rq_count;            /* target wakeups measured on this CPU */
+	__u64 rq_hist[ST_RQ_BUCKETS];
+	__u64 last_ts;             /* bpf_ktime_get_ns of the last switch, 0 = none yet */
+	__u32 curr_tid;            /* task switched in at last_ts */
+	__u32 curr_class;          /* its enum st_class */
+};
+
+struct st_thread {
+	__u64 oncpu_ns;
+	__u64 vol, invol;          /* switches out: blocked / preempted */
+	__u64 migrations;
+	__u64 rq_count;
+	__u64 rq_hist[ST_RQ_BUCKETS];
+	__u32 tgid;
+	__s32 last_cpu;            /* user space: the CPU it ran on most */
+	char comm[ST_COMM_LEN];
+	__u64 comm_ts;             /* when comm was read (creation, exec): the newest copy wins */
+};
+
+#ifndef __bpf__
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Loader API. schedtrace_open: open, configure, load and attach (tp_btf when
+ * the kernel offers it, raw_tp otherwise). filter: ST_FILTER_NONE traces every
+ * task as the target; ST_FILTER_PIDS the tgids put with schedtrace_set_pids;
+ * ST_FILTER_CGROUP the cgroup v2 whose id is cgid and its descendants.
+ * btf_path: a BTF file to use instead of the kernel's (NULL: the kernel's).
+ * Returns NULL with a message in err (nothing printed).
+ */
+struct schedtrace;
+
+struct schedtrace_opts {
+	enum st_filter filter;
+	__u64 cgid;                /* ST_FILTER_CGROUP: the v2 cgroup's id (inode) */
+	int cg_level;              /* and its depth below the v2 root (root = 0) */
+	const char *btf_path;
+	unsigned max_threads;      /* threads map size, 0: 8192 */
+	bool force_raw_tp;         /* skip tp_btf (tests) */
+};
+
+struct schedtrace *schedtrace_open(const struct schedtrace_opts *o, char *err, size_t errlen);
+void schedtrace_free(struct schedtrace *st);
+/* "tp_btf" or "raw_tp": how the programs are attached */
+const char *schedtrace_mode(const struct schedtrace *st);
+/* fd of the pid-set map, to share with evtrace */
+int schedtrace_pids_fd(const struct schedtrace *st);
+/* replace the pid set with pids[0..n); returns 0 or negative errno */
+int schedtrace_set_pids(struct schedtrace *st, const int32_t *pids, size_t n);
+/* number of CPUs the per-CPU maps have (libbpf_num_possible_cpus) */
+int schedtrace_ncpus(const struct schedtrace *st);
+/* sum of each CPU's struct st_cpu (out[cpu], cpu < n); mig_in[cpu] too.
+ * Returns the number of CPUs written or negative errno. */
+int schedtrace_read_cpus(struct schedtrace *st, struct st_cpu *out, __u64 *mig_in, int n);
+/* iterate the threads map: cb(tid, summed record, arg) for every thread;
+ * returns the number of threads or negative errno. */
+int schedtrace_read_threads(struct schedtrace *st,
+			    void (*cb)(__u32 tid, const struct st_thread *t, void *arg), void *arg);
+/* forget one thread (it exited and has been reported) */
+void schedtrace_forget_thread(struct schedtrace *st, __u32 tid);
+/* run-time statistics of the sched_switch program (kernel.bpf_stats_enabled) */
+int schedtrace_switch_stats(const struct schedtrace *st, __u64 *run_time_ns, __u64 *run_cnt);
+#endif
+
+#endif
