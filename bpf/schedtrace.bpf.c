@@ -90,39 +90,13 @@ static __always_inline __u32 rq_bucket(__u64 ns)
 	return b < ST_RQ_BUCKETS ? b : ST_RQ_BUCKETS - 1;
 }
 
-static __always_inline bool cgroup_match(struct cgroup *cg, bool btf)
-{
-	int level;
-	struct cgroup *anc;
-
-	if (!cg)
-		return false;
-	level = btf ? cg->level : BPF_CORE_READ(cg, level);
-	if (level < target_level)
-		return false;
-	if (bpf_core_field_exists(cg->ancestors)) {
-		if (btf)
-			anc = cg->ancestors[target_level & 0xff];
-		else
-			anc = BPF_CORE_READ(cg, ancestors[target_level & 0xff]);
-	} else {
-		anc = level == target_level ? cg : NULL;
-	}
-	if (!anc)
-		return false;
-	return (btf ? anc->kn->id : BPF_CORE_READ(anc, kn, id)) == target_cgid;
-}
+#include "bpf/filter.bpf.h"
 
 static __always_inline __u32 classify(struct task_struct *t, __u32 pid, __u32 tgid, bool btf)
 {
 	if (pid == 0)
 		return ST_CLASS_IDLE;
-	if (filter_mode == ST_FILTER_NONE)
-		return ST_CLASS_TARGET;
-	if (filter_mode == ST_FILTER_PIDS)
-		return bpf_map_lookup_elem(&target_pids, &tgid) ? ST_CLASS_TARGET : ST_CLASS_OTHER;
-	struct cgroup *cg = btf ? t->cgroups->dfl_cgrp : BPF_CORE_READ(t, cgroups, dfl_cgrp);
-	return cgroup_match(cg, btf) ? ST_CLASS_TARGET : ST_CLASS_OTHER;
+	return task_is_target(t, pid, tgid, btf) ? ST_CLASS_TARGET : ST_CLASS_OTHER;
 }
 
 static __always_inline struct st_thread *thread_get(__u32 tid, struct task_struct *t, bool btf)
