@@ -2,4 +2,4 @@
 LIBS += controller
 controller_SRCS := $(sort $(wildcard controller/*.c))
 controller_DEPS := collectors
-controller_LDLIBS := -lcgroup -linih
+controller_LDLIBS := -lcgroup -linih -ljansson -lcurl -lmicrohttpd

@@ -12,7 +12,7 @@ libcmocka-dev
 libpcre2-dev
 libjemalloc-dev libjemalloc2
 libmicrohttpd-dev libjansson-dev libsqlite3-dev sqlite3
-libcgroup-dev libinih-dev libncurses-dev
+libcgroup-dev libinih-dev libncurses-dev libcurl4-openssl-dev
 curl wrk stress-ng hyperfine util-linux procps
 "
 
