@@ -222,15 +222,18 @@ static int cmp_i32(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* qsort context: the tokens array (qsort has no user pointer in C11). */
-static const struct tok_token *sort_tokens;
+/* Special tokens sort longest first, then by id. */
+struct len_id {
+	uint32_t len;
+	int32_t id;
+};
+
 static int cmp_special(const void *a, const void *b)
 {
-	int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-	uint32_t lx = sort_tokens[x].len, ly = sort_tokens[y].len;
-	if (lx != ly)
-		return lx > ly ? -1 : 1;
-	return (x > y) - (x < y);
+	const struct len_id *x = a, *y = b;
+	if (x->len != y->len)
+		return x->len > y->len ? -1 : 1;
+	return (x->id > y->id) - (x->id < y->id);
 }
 
 static int add_eog(struct tok *t, int32_t id)
@@ -275,16 +278,20 @@ static int build_special(struct tok *t)
 		    (TOK_ATTR_CONTROL | TOK_ATTR_USER_DEFINED | TOK_ATTR_UNKNOWN)))
 			n++;
 	if (n) {
+		struct len_id *v = malloc(n * sizeof(*v));
 		t->special = malloc(n * sizeof(*t->special));
-		if (!t->special)
+		if (!v || !t->special) {
+			free(v);
 			return -ENOMEM;
+		}
 		for (int32_t id = 0; id < t->n_vocab; id++)
 			if (t->tokens[id].len && (t->tokens[id].attr &
 			    (TOK_ATTR_CONTROL | TOK_ATTR_USER_DEFINED | TOK_ATTR_UNKNOWN)))
-				t->special[t->n_special++] = id;
-		sort_tokens = t->tokens;
-		qsort(t->special, t->n_special, sizeof(*t->special), cmp_special);
-		sort_tokens = NULL;
+				v[t->n_special++] = (struct len_id){ .len = t->tokens[id].len, .id = id };
+		qsort(v, t->n_special, sizeof(*v), cmp_special);
+		for (size_t i = 0; i < t->n_special; i++)
+			t->special[i] = v[i].id;
+		free(v);
 	}
 	return 0;
 }
@@ -710,7 +717,7 @@ int64_t tok_encode(const struct tok *t, const char *text, size_t len,
 		if (rc < 0)
 			goto fail;
 	}
-	if (out && cap)
+	if (out && cap && ids.n)
 		memcpy(out, ids.v, (ids.n < cap ? ids.n : cap) * sizeof(*out));
 	ret = (int64_t)ids.n;
 	goto out;
