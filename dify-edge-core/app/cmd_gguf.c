@@ -70,6 +70,22 @@ static void print_str(FILE *f, const uint8_t *s, uint64_t n, uint64_t max)
 		fprintf(f, "... (%" PRIu64 " bytes)", n);
 }
 
+/* NAME with control characters shown as \xNN, so a key or tensor name
+ * cannot break the layout or drive the terminal. Truncated to LEN - 1. */
+static const char *esc(char *buf, size_t len, const char *name)
+{
+	size_t o = 0;
+	for (; *name && o + 5 < len; name++) {
+		uint8_t c = (uint8_t)*name;
+		if (c < 0x20 || c == 0x7f)
+			o += (size_t)snprintf(buf + o, len - o, "\\x%02x", c);
+		else
+			buf[o++] = (char)c;
+	}
+	buf[o] = 0;
+	return buf;
+}
+
 static void print_scalar(FILE *f, const struct gguf_value *v)
 {
 	switch (v->type) {
@@ -137,7 +153,9 @@ static void info_text(FILE *f, const struct gguf_file *g, uint64_t shown)
 	for (int64_t k = 0; k < gguf_n_kv(g); k++) {
 		struct gguf_value v;
 		gguf_kv_value(g, k, &v);
-		fprintf(f, "  %-*s %-4s ", (int)keyw, gguf_key(g, k), gguf_type_name(v.type));
+		char kb[512];
+		fprintf(f, "  %-*s %-4s ", (int)keyw, esc(kb, sizeof(kb), gguf_key(g, k)),
+			gguf_type_name(v.type));
 		print_value(f, g, &v, shown, TEXT_STR_MAX);
 		fputc('\n', f);
 	}
@@ -152,9 +170,9 @@ static void info_text(FILE *f, const struct gguf_file *g, uint64_t shown)
 	fprintf(f, "  %-*s %-7s %-24s %12s %12s\n", (int)namew, "name", "type", "shape", "offset", "bytes");
 	for (int64_t i = 0; i < gguf_n_tensors(g); i++) {
 		const struct gguf_tensor *t = gguf_tensor(g, i);
-		char shape[128];
+		char shape[128], nb[512];
 		shape_str(shape, sizeof(shape), t);
-		fprintf(f, "  %-*s %-7s %-24s %12" PRIu64 " %12zu\n", (int)namew, t->name,
+		fprintf(f, "  %-*s %-7s %-24s %12" PRIu64 " %12zu\n", (int)namew, esc(nb, sizeof(nb), t->name),
 			ggml_type_name(t->type), shape, t->offset, t->nbytes);
 	}
 }

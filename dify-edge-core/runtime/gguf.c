@@ -326,6 +326,40 @@ static int bad(struct rd *r, size_t off, const char *fmt, ...)
 	return -EINVAL;
 }
 
+/* A name fit for a one-line message: at most ~80 bytes (cut on a UTF-8
+ * boundary, "..." appended), control characters shown as \xNN. */
+struct qname {
+	char s[112];
+};
+
+static struct qname qn(const char *name, size_t n)
+{
+	struct qname q;
+	size_t o = 0, i = 0, max = 80;
+	if (n > max) {
+		while (max > 0 && ((uint8_t)name[max] & 0xC0) == 0x80)
+			max--;
+	}
+	for (; i < n && i < max; i++) {
+		uint8_t c = (uint8_t)name[i];
+		if (c < 0x20 || c == 0x7f)
+			o += (size_t)snprintf(q.s + o, sizeof(q.s) - o, "\\x%02x", c);
+		else
+			q.s[o++] = (char)c;
+		if (o > sizeof(q.s) - 8)
+			break;
+	}
+	if (i < n)
+		o += (size_t)snprintf(q.s + o, sizeof(q.s) - o, "...");
+	q.s[o] = 0;
+	return q;
+}
+
+static struct qname qs(const char *name)
+{
+	return qn(name, strlen(name));
+}
+
 static size_t left(const struct rd *r)
 {
 	return r->size - r->off;
@@ -571,7 +605,7 @@ static int parse_kvs(struct rd *r, struct gguf_file *g, uint64_t n_kv)
 		if ((rc = rd_str(r, STR_NAME, "key", &key, &len)))
 			return rc;
 		if (htab_find(&g->kv_tab, g, kv_name, (const char *)key, len, &slot) >= 0)
-			return bad(r, at, "duplicate key '%.*s'", (int)len, (const char *)key);
+			return bad(r, at, "duplicate key '%s'", qn((const char *)key, len).s);
 		kv->key = malloc(len + 1);
 		if (!kv->key)
 			return -ENOMEM;
@@ -584,7 +618,7 @@ static int parse_kvs(struct rd *r, struct gguf_file *g, uint64_t n_kv)
 		if ((rc = rd_u32(r, &type, "value type")))
 			return rc;
 		if (type >= GGUF_TYPE_COUNT)
-			return bad(r, tat, "key '%s': unknown value type %u", kv->key, type);
+			return bad(r, tat, "key '%s': unknown value type %u", qs(kv->key).s, type);
 		if ((rc = parse_value(r, &kv->v, (enum gguf_type)type, 0)))
 			return rc;
 	}
@@ -637,13 +671,13 @@ static int parse_tensor_infos(struct rd *r, struct gguf_file *g, uint64_t n)
 		const uint8_t *name;
 		char *nm;
 		uint32_t nd, type;
-		int64_t nel = 1, nrows = 1;
+		int64_t mag = 1, nrows = 1;
 		size_t row;
 
 		if ((rc = rd_str(r, STR_NAME, "tensor name", &name, &len)))
 			return rc;
 		if (htab_find(&g->t_tab, g, t_name, (const char *)name, len, &slot) >= 0)
-			return bad(r, at, "duplicate tensor name '%.*s'", (int)len, (const char *)name);
+			return bad(r, at, "duplicate tensor name '%s'", qn((const char *)name, len).s);
 		nm = malloc(len + 1);
 		if (!nm)
 			return -ENOMEM;
@@ -658,7 +692,7 @@ static int parse_tensor_infos(struct rd *r, struct gguf_file *g, uint64_t n)
 		if ((rc = rd_u32(r, &nd, "tensor n_dims")))
 			return rc;
 		if (nd < 1 || nd > GGUF_MAX_DIMS)
-			return bad(r, dat, "tensor '%s': n_dims %u not in 1..%d", nm, nd, GGUF_MAX_DIMS);
+			return bad(r, dat, "tensor '%s': n_dims %u not in 1..%d", qs(nm).s, nd, GGUF_MAX_DIMS);
 		t->n_dims = nd;
 		for (int d = 0; d < GGUF_MAX_DIMS; d++)
 			t->ne[d] = 1;
@@ -668,29 +702,32 @@ static int parse_tensor_infos(struct rd *r, struct gguf_file *g, uint64_t n)
 			if ((rc = rd_u64(r, &ne, "tensor dimension")))
 				return rc;
 			if (ne > INT64_MAX)
-				return bad(r, eat, "tensor '%s': dimension %u is negative (%lld)", nm, d,
+				return bad(r, eat, "tensor '%s': dimension %u is negative (%lld)", qs(nm).s, d,
 					   (long long)(int64_t)ne);
 			t->ne[d] = (int64_t)ne;
-			if (__builtin_mul_overflow(nel, (int64_t)ne, &nel))
-				return bad(r, eat, "tensor '%s': element count overflows", nm);
+			/* The product of the dimensions must fit even when one is
+			 * zero: count the others as 1 (mag), so no later product
+			 * of a subset (rows) can overflow either. */
+			if (__builtin_mul_overflow(mag, ne ? (int64_t)ne : 1, &mag))
+				return bad(r, eat, "tensor '%s': element count overflows", qs(nm).s);
 			if (d > 0)
-				nrows *= (int64_t)ne; /* <= nel, cannot overflow */
+				nrows *= (int64_t)ne; /* |nrows| <= mag */
 		}
 		tat = r->off;
 		if ((rc = rd_u32(r, &type, "tensor type")))
 			return rc;
 		if (!traits((enum ggml_type)type))
-			return bad(r, tat, "tensor '%s': unknown tensor type %u", nm, type);
+			return bad(r, tat, "tensor '%s': unknown tensor type %u", qs(nm).s, type);
 		t->type = (enum ggml_type)type;
 		if (t->ne[0] % ggml_blck_size(t->type))
 			return bad(r, dat + 4, "tensor '%s': ne[0] = %lld is not a multiple of the %s block size %lld",
-				   nm, (long long)t->ne[0], ggml_type_name(t->type),
+				   qs(nm).s, (long long)t->ne[0], ggml_type_name(t->type),
 				   (long long)ggml_blck_size(t->type));
 		row = ggml_row_size(t->type, t->ne[0]);
 		if (t->ne[0] && !row)
-			return bad(r, dat + 4, "tensor '%s': row size overflows", nm);
+			return bad(r, dat + 4, "tensor '%s': row size overflows", qs(nm).s);
 		if (__builtin_mul_overflow(row, (uint64_t)nrows, &t->nbytes))
-			return bad(r, dat + 4, "tensor '%s': byte size overflows", nm);
+			return bad(r, dat + 4, "tensor '%s': byte size overflows", qs(nm).s);
 		if ((rc = rd_u64(r, &t->offset, "tensor offset")))
 			return rc;
 	}
@@ -720,13 +757,13 @@ static int check_tensor_data(struct rd *r, struct gguf_file *g)
 		uint64_t start, end;
 		if (t->offset % g->alignment) {
 			rc = bad(r, at, "tensor '%s': data offset %llu is not a multiple of the alignment %zu",
-				 t->name, (unsigned long long)t->offset, g->alignment);
+				 qs(t->name).s, (unsigned long long)t->offset, g->alignment);
 			goto out;
 		}
 		if (__builtin_add_overflow((uint64_t)g->data_offset, t->offset, &start) ||
 		    __builtin_add_overflow(start, (uint64_t)t->nbytes, &end) || end > g->size) {
 			rc = bad(r, at, "tensor '%s': data at offset %llu + %zu bytes lies past the end of the file (%zu bytes)",
-				 t->name, (unsigned long long)t->offset, t->nbytes, g->size);
+				 qs(t->name).s, (unsigned long long)t->offset, t->nbytes, g->size);
 			goto out;
 		}
 		t->data = r->b + start;
@@ -741,13 +778,22 @@ static int check_tensor_data(struct rd *r, struct gguf_file *g)
 	for (int64_t i = 0; i < g->n_tensors; i++)
 		ord[i] = i;
 	qsort_r(ord, (size_t)g->n_tensors, sizeof(*ord), cmp_by_offset, g->tensors);
-	for (int64_t i = 1; i < g->n_tensors; i++) {
-		const struct gguf_tensor *a = &g->tensors[ord[i - 1]], *b = &g->tensors[ord[i]];
-		if (a->nbytes && b->nbytes && a->offset + a->nbytes > b->offset) {
-			rc = bad(r, (size_t)g->tinfo_off[ord[i]], "tensor '%s' overlaps tensor '%s'",
-				 b->name, a->name);
-			goto out;
+	/* In offset order, each tensor with bytes must start at or after the
+	 * furthest end so far (zero-byte tensors occupy nothing). */
+	for (int64_t i = 0, last = -1; i < g->n_tensors; i++) {
+		const struct gguf_tensor *b = &g->tensors[ord[i]], *a;
+		if (!b->nbytes)
+			continue;
+		if (last >= 0) {
+			a = &g->tensors[last];
+			if (a->offset + a->nbytes > b->offset) {
+				rc = bad(r, (size_t)g->tinfo_off[ord[i]], "tensor '%s' overlaps tensor '%s'",
+					 qs(b->name).s, qs(a->name).s);
+				goto out;
+			}
 		}
+		if (last < 0 || b->offset + b->nbytes > g->tensors[last].offset + g->tensors[last].nbytes)
+			last = ord[i];
 	}
 out:
 	free(ord);

@@ -104,7 +104,11 @@ struct gguf_open_opts {
 };
 
 /* Open and validate PATH. opts may be NULL. On success *out owns the mapping
- * and the fd is closed. On failure *out is NULL and err holds one line. */
+ * and the fd is closed. On failure *out is NULL and err holds one line:
+ * -ENOENT "no such file", -EISDIR "is a directory", -EINVAL for an empty or
+ * malformed file ("<path>: offset <N>: <problem>"), -ENOMEM, or the errno of
+ * open/mmap. madvise is a hint (its failure is ignored); mlock, when asked
+ * for, must succeed: its failure is returned (-ENOMEM/-EPERM/-EAGAIN). */
 int gguf_open(const char *path, const struct gguf_open_opts *opts,
 	      struct gguf_file **out, char *err, size_t errlen);
 /* Same over a caller-owned buffer (fuzzing, tests); NAME is used in errors.
@@ -140,7 +144,12 @@ int gguf_get_bool(const struct gguf_file *g, const char *key, bool *out);
 int gguf_get_str(const struct gguf_file *g, const char *key,
 		 const char **s, size_t *len);
 
-/* A generic view of any value, for walking nested arrays (gguf info). */
+/* A generic view of any value, for walking nested arrays (gguf info).
+ * Scalars: p is the value's bytes, n = 0. STRING: p the bytes, n their count.
+ * ARRAY: p the first element's encoding, n the element count. elem_type is
+ * GGUF_TYPE_COUNT for anything but an ARRAY. Views stay valid until
+ * gguf_close(). gguf_arr_elem returns -EINVAL for a non-array, -ERANGE for
+ * I >= n. */
 struct gguf_value {
 	enum gguf_type type;
 	enum gguf_type elem_type; /* ARRAY only */
@@ -158,7 +167,9 @@ uint64_t gguf_value_u64(const struct gguf_value *v);
 double gguf_value_f64(const struct gguf_value *v);
 
 /* Arrays by key. For fixed-width element types, *data points at n packed
- * little-endian elements in the mapping (possibly unaligned). */
+ * little-endian elements in the mapping (possibly unaligned); for STRING and
+ * ARRAY elements it points at the first element's encoding (use
+ * gguf_arr_elem / gguf_get_arr_str to reach element I). */
 int gguf_get_arr(const struct gguf_file *g, const char *key,
 		 enum gguf_type *elem_type, uint64_t *n, const void **data);
 /* String I of a string array (O(1) after open). */

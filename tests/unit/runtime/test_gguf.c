@@ -840,6 +840,33 @@ static size_t m_tname_empty(uint8_t *b, size_t *n)
 	return o;
 }
 
+static void x_ccc_empty(struct gguf_writer *w)
+{
+	int64_t ne[1] = { 0 };
+	assert_int_equal(gguf_writer_add_tensor(w, "tensor.ccc", GGML_TYPE_F32, 1, ne, NULL), 0);
+}
+static size_t m_overlap_past_empty(uint8_t *b, size_t *n)
+{
+	/* bbb [0, 68), ccc at 32 with no bytes, aaa [64, 128): aaa overlaps bbb */
+	le64(b + find(b, *n, "tensor.ccc") + 10 + 4 + 8 + 4, 32);
+	le64(b + TOFF(b, *n, "tensor.aaa"), 64);
+	return TINFO(b, *n, "tensor.aaa");
+}
+static void x_ccc_3d(struct gguf_writer *w)
+{
+	int64_t ne[3] = { 0, 1, 1 };
+	assert_int_equal(gguf_writer_add_tensor(w, "tensor.ccc", GGML_TYPE_F32, 3, ne, NULL), 0);
+}
+static size_t m_zero_dim_overflow(uint8_t *b, size_t *n)
+{
+	size_t o = find(b, *n, "tensor.ccc") + 10 + 4; /* ne[0] */
+	le64(b + o + 8, 1ULL << 40);
+	le64(b + o + 16, 1ULL << 40);
+	return o + 16;
+}
+static void x_newline_key(struct gguf_writer *w) { raw(w, "bad\nkey", (enum gguf_type)13, "", 0); }
+static size_t m_newline_key(uint8_t *b, size_t *n) { return find(b, *n, "bad\nkey") + 7; }
+
 struct bad_case {
 	const char *name;
 	void (*extra)(struct gguf_writer *w);      /* adds values to the base, or NULL */
@@ -896,6 +923,12 @@ static const struct bad_case bad_cases[] = {
 	{ .name = "out of bounds", .mutate = m_toff_far, .expect = "past the end of the file" },
 	{ .name = "offset wraps", .mutate = m_toff_wrap, .expect = "past the end of the file" },
 	{ .name = "overlap", .mutate = m_overlap, .expect = "tensor 'tensor.aaa' overlaps tensor 'tensor.bbb'" },
+	{ .name = "overlap past empty", .extra = x_ccc_empty, .mutate = m_overlap_past_empty,
+	  .expect = "tensor 'tensor.aaa' overlaps tensor 'tensor.bbb'" },
+	{ .name = "zero dim, overflow", .extra = x_ccc_3d, .mutate = m_zero_dim_overflow,
+	  .expect = "tensor 'tensor.ccc': element count overflows" },
+	{ .name = "newline in key", .extra = x_newline_key, .mutate = m_newline_key,
+	  .expect = "key 'bad\\x0akey': unknown value type 13" },
 	{ .name = "duplicate tensor", .mutate = m_dup_tensor, .expect = "duplicate tensor name 'tensor.aaa'" },
 	{ .name = "tensor name utf8", .mutate = m_tname_utf8, .expect = "tensor name is not valid UTF-8" },
 	{ .name = "empty tensor name", .mutate = m_tname_empty, .expect = "empty tensor name" },
