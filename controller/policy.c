@@ -683,7 +683,7 @@ static int cmp_double(const void *a, const void *b)
 }
 
 int pol_tune_plan(const struct snap *const *h, size_t n, const struct ccfg *c, const cpu_set_t *allowed,
-		  struct pol_plan *p, char *err, size_t errlen)
+		  int is_core, struct pol_plan *p, char *err, size_t errlen)
 {
 	double *tot = NULL, busy[SNAP_MAX_CPUS], raw_pct, pct;
 	struct {
@@ -748,6 +748,18 @@ int pol_tune_plan(const struct snap *const *h, size_t n, const struct ccfg *c, c
 		goto out;
 	}
 	p->ncpus = p->active_threads > 0 ? p->active_threads : 1;
+	if (is_core) {
+		/* the whole fastest class that is free of other work */
+		double top = topo_cap(&h[n - 1]->topo, order[0]);
+		int k = 0;
+
+		while (k < nc && topo_cap(&h[n - 1]->topo, order[k]) == top && busy[order[k]] <= c->busy_other_pct)
+			k++;
+		p->ncpus = k > 0 ? k : 1;
+		p->threads = p->ncpus;
+		fmt(p->reason_threads, sizeof(p->reason_threads),
+		    "dify-edge: one worker per CPU of the fastest class free of other work (%d)", p->threads);
+	}
 	if (p->ncpus > nc)
 		p->ncpus = nc;
 	CPU_ZERO(&chosen);

@@ -128,12 +128,18 @@ struct pol_plan {
 	int64_t weight;
 	double usage_mean_pct, usage_p95_pct;
 	int active_threads;
-	char reason_cpus[320], reason_quota[320], reason_weight[160];
+	int threads;                   /* planned pool size when the target is dify-edge, else 0 */
+	char reason_cpus[320], reason_quota[320], reason_weight[160], reason_threads[200];
 };
 
-/* Plan from a profile h[0..n) of the target (snapshots with cpus, threads and topo). */
+/*
+ * Plan from a profile h[0..n) of the target (snapshots with cpus, threads and
+ * topo). is_core: the target is dify-edge, whose pool is sized by the plan:
+ * it gets every CPU of the fastest class that is not busy with other work,
+ * one worker per CPU.
+ */
 int pol_tune_plan(const struct snap *const *h, size_t n, const struct ccfg *c, const cpu_set_t *allowed,
-		  struct pol_plan *p, char *err, size_t errlen);
+		  int is_core, struct pol_plan *p, char *err, size_t errlen);
 
 const char *pol_kind_name(enum pol_kind k);
 const char *pol_action_name(enum pol_action a);
