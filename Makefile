@@ -171,7 +171,7 @@ define FUZZ_template
 $(FUZZ_BUILD)/$(basename $(notdir $(1))): $(1) $(call fuzz_srcs,$(1))
 	$$(call msg,FUZZCC,$$@)
 	@mkdir -p $$(@D)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) $$(foreach s,$$^,$$(call isa_flags,$$(s))) -o $$@ $$^ $(call lib_ldlibs,$(call link_libs,$(call fuzz_lib,$(1)))) -lm
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $$(foreach s,$$^,$$(call isa_flags,$$(s))) -o $$@ $$(filter %.c,$$^) $(call lib_ldlibs,$(call link_libs,$(call fuzz_lib,$(1)))) -lm
 endef
 $(foreach f,$(FUZZ_SRCS),$(eval $(call FUZZ_template,$(f))))
 FUZZ_BINS := $(foreach f,$(FUZZ_SRCS),$(FUZZ_BUILD)/$(basename $(notdir $(f))))
