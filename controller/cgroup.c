@@ -433,15 +433,24 @@ int cg_normalize(const struct cg_sys *s, const char *in, char *name, size_t len,
 			goto out;
 		}
 	}
-	if (in[0] == '/') {
-		/* Absolute path that looks like a cgroupfs path but under no controller we use. */
+	/*
+	 * A path that starts under the sysroot's cgroup tree (or a mount) but
+	 * does not end under a mounted controller left the hierarchy: "..",
+	 * or a controller we do not use.
+	 */
+	{
 		char base[CG_PATH_MAX];
+		int under = 0;
 
 		snprintf(base, sizeof(base), "%s/sys/fs/cgroup", s->root);
-		if (lex_normalize(base, base, sizeof(base)) == 0 && !strncmp(full, base, strlen(base)) &&
-		    (full[strlen(base)] == 0 || full[strlen(base)] == '/') && s->root[0] == 0) {
+		under = !strncmp(in, base, strlen(base)) || (s->root[0] && !strncmp(in, s->root, strlen(s->root)) &&
+							       (in[strlen(s->root)] == '/' || !in[strlen(s->root)]));
+		for (int c = 0; c < CG_NCTRL && !under; c++)
+			under = s->mode[c] != CG_NONE && !strncmp(in, s->mount[c], strlen(s->mount[c]));
+		if (under) {
 			ret = -EINVAL;
-			seterr(err, errlen, "cgroup %s: not under a cpu, cpuset or memory hierarchy", in);
+			seterr(err, errlen, "cgroup %s: outside the cgroup hierarchy (not under a cpu, cpuset or memory mount)",
+			       in);
 			goto out;
 		}
 	}

@@ -534,7 +534,11 @@ int pol_affinity(const struct snap *const *h, size_t n, const struct ccfg *c, co
 		fmt(why, whylen, "cooldown: %.1f s left", cd_left);
 		return 0;
 	}
-	if (!m->naff)
+	if (!m->naff && nw > nc)
+		fmt(out->reason, sizeof(out->reason),
+		    "first placement: %d workers share %d CPUs %s (fewer CPUs than workers), fastest first", nw, nc,
+		    out->cpus);
+	else if (!m->naff)
 		fmt(out->reason, sizeof(out->reason),
 		    "first placement: %d workers on distinct CPUs %s, fastest first (capacity %.0f), avoiding CPUs > %.0f%% busy with other work",
 		    nw, out->cpus, topo_cap(topo, order[0]), c->busy_other_pct);

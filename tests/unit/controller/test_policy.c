@@ -1,0 +1,513 @@
+/*
+ * test_policy.c: the policies as pure functions, table-driven: profiles in
+ * (synthetic snapshot histories on uniform and big.LITTLE topologies),
+ * decisions and reasons out; plus a scripted run checking that no decision
+ * reverses another inside its cooldown.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "controller/affinity.h"
+#include "controller/config.h"
+#include "controller/policy.h"
+
+#define NAN_ NAN
+
+/* ---- building snapshots -------------------------------------------------- */
+
+enum topo_kind { T_UNIFORM2 = 0, T_RK3588, T_FREQ4 };
+
+static void set_topo(struct snap *s, enum topo_kind k, uint64_t offline_mask)
+{
+	struct snap_topology *t = &s->topo;
+	int n = k == T_UNIFORM2 ? 2 : k == T_RK3588 ? 8 : 4;
+
+	t->st.valid = true;
+	t->ncpus = (uint32_t)n;
+	for (int c = 0; c < n; c++) {
+		t->cpu[c].cpu = c;
+		t->cpu[c].online = !(offline_mask >> c & 1);
+		t->cpu[c].capacity = k == T_RK3588 ? (c < 4 ? 414 : 1024) : 1024;
+		/* T_FREQ4: equal capacity, CPUs 2-3 clock higher (a Jetson-like split by frequency) */
+		t->cpu[c].max_khz = k == T_RK3588 ? (c < 4 ? 1800000 : 2400000) : k == T_FREQ4 ? (c < 2 ? 1500000 : 2200000) : 0;
+	}
+}
+
+struct tick {
+	double queue, busy, threads, mem, ttft;
+};
+
+static void set_core(struct snap *s, const struct tick *t)
+{
+	const char *keys[] = { POL_K_QUEUE, POL_K_BUSY_SLOTS, POL_K_THREADS, POL_K_MEM_UTIL, POL_K_TTFT_P99 };
+	const double vals[] = { t->queue, t->busy, t->threads, t->mem, t->ttft };
+
+	s->core.st.valid = true;
+	s->core.n = 0;
+	for (int i = 0; i < 5; i++) {
+		if (isnan(vals[i]))
+			continue;
+		snprintf(s->core.kv[s->core.n].key, sizeof(s->core.kv[0].key), "%s", keys[i]);
+		s->core.kv[s->core.n++].value = vals[i];
+	}
+}
+
+/* busy_other: percent of other work per CPU, -1 ends the list */
+static struct snap *mk(double t_s, enum topo_kind k, uint64_t offline, const struct tick *tk, const double *busy_other)
+{
+	struct snap *s = snap_new();
+
+	assert_non_null(s);
+	s->mono_ns = (uint64_t)(t_s * 1e9);
+	s->interval_ns = 1000000000ull;
+	set_topo(s, k, offline);
+	if (tk)
+		set_core(s, tk);
+	s->cpus.st.valid = true;
+	s->cpus.n = s->topo.ncpus;
+	for (uint32_t c = 0; c < s->cpus.n; c++) {
+		s->cpus.cpu[c].cpu = (int32_t)c;
+		s->cpus.cpu[c].busy_other_ns = busy_other ? (uint64_t)(busy_other[c] * 1e7) : 0;
+	}
+	return s;
+}
+
+static void free_hist(struct snap **h, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		snap_free(h[i]);
+}
+
+static void set_allowed(cpu_set_t *set, const char *list)
+{
+	assert_int_equal(aff_parse_list(list, set, NULL, 0), 0);
+}
+
+/* ---- threads ---------------------------------------------------------------- */
+
+#define MAXT 16
+struct threads_case {
+	const char *name;
+	int nticks;
+	struct tick ticks[MAXT];
+	const char *allowed;
+	double since_last_change; /* seconds before the last tick; 0 = never */
+	int max_step;             /* 0 = default */
+	int want_decision;
+	int want_to;
+	const char *want_reason;  /* substring of reason (decision) or why (hold) */
+};
+
+#define T(q, b, th, m) { .queue = q, .busy = b, .threads = th, .mem = m, .ttft = NAN_ }
+
+static const struct threads_case threads_cases[] = {
+	{ .name = "queue above 32 twice: double", .nticks = 2, .ticks = { T(40, 4, 2, 80), T(50, 4, 2, 80) },
+	  .allowed = "0-7", .want_decision = 1, .want_to = 4, .want_reason = "queue 50 > 32 for 2 ticks" },
+	{ .name = "queue above 32 once: hold (hysteresis)", .nticks = 2, .ticks = { T(10, 4, 2, 80), T(50, 4, 2, 80) },
+	  .allowed = "0-7", .want_decision = 0, .want_reason = "steady" },
+	{ .name = "grow capped by CPUs allowed", .nticks = 2, .ticks = { T(40, 4, 6, 80), T(40, 4, 6, 80) },
+	  .allowed = "0-7", .want_decision = 1, .want_to = 8, .want_reason = "8 CPUs allowed" },
+	{ .name = "at the maximum: hold", .nticks = 2, .ticks = { T(40, 4, 8, 80), T(40, 4, 8, 80) },
+	  .allowed = "0-7", .want_decision = 0, .want_reason = "already at the maximum" },
+	{ .name = "grow bounded by max_step", .nticks = 2, .ticks = { T(40, 4, 2, 80), T(40, 4, 2, 80) },
+	  .allowed = "0-7", .max_step = 1, .want_decision = 1, .want_to = 3, .want_reason = "grow" },
+	{ .name = "memory utilisation below 40%: x0.75 rounded down", .nticks = 2,
+	  .ticks = { T(5, 2, 8, 30), T(5, 2, 8, 35) }, .allowed = "0-7", .want_decision = 1, .want_to = 6,
+	  .want_reason = "memory utilisation 35.0% < 40%" },
+	{ .name = "memory low but queue long: grow wins", .nticks = 2, .ticks = { T(40, 4, 2, 30), T(40, 4, 2, 30) },
+	  .allowed = "0-7", .want_decision = 1, .want_to = 4, .want_reason = "queue" },
+	{ .name = "3 threads x0.75 -> 2", .nticks = 2, .ticks = { T(0, 1, 3, 10), T(0, 1, 3, 10) },
+	  .allowed = "0-7", .want_decision = 1, .want_to = 2, .want_reason = "shrink x0.75 from 3 to 2" },
+	{ .name = "one thread never shrinks below min", .nticks = 2, .ticks = { T(0, 1, 1, 10), T(0, 1, 1, 10) },
+	  .allowed = "0-7", .want_decision = 0, .want_reason = "steady at 1" },
+	{ .name = "idle 12 s: shrink", .nticks = 12,
+	  .ticks = { T(0, 0, 4, NAN_), T(0, 0, 4, NAN_), T(0, 0, 4, NAN_), T(0, 0, 4, NAN_), T(0, 0, 4, NAN_),
+		     T(0, 0, 4, NAN_), T(0, 0, 4, NAN_), T(0, 0, 4, NAN_), T(0, 0, 4, NAN_), T(0, 0, 4, NAN_),
+		     T(0, 0, 4, NAN_), T(0, 0, 4, NAN_) },
+	  .allowed = "0-7", .want_decision = 1, .want_to = 3, .want_reason = "idle (no queue, no busy slot) for 12.0 s" },
+	{ .name = "idle 5 s only: hold", .nticks = 6,
+	  .ticks = { T(3, 1, 4, NAN_), T(0, 0, 4, NAN_), T(0, 0, 4, NAN_), T(0, 0, 4, NAN_), T(0, 0, 4, NAN_),
+		     T(0, 0, 4, NAN_) },
+	  .allowed = "0-7", .want_decision = 0, .want_reason = "steady" },
+	{ .name = "inside cooldown: hold", .nticks = 2, .ticks = { T(40, 4, 2, 80), T(40, 4, 2, 80) },
+	  .allowed = "0-7", .since_last_change = 3, .want_decision = 0, .want_reason = "cooldown: 7.0 s left" },
+	{ .name = "more threads than CPUs: cut even in cooldown", .nticks = 1, .ticks = { T(0, 1, 12, 80) },
+	  .allowed = "0-7", .since_last_change = 1, .want_decision = 1, .want_to = 8,
+	  .want_reason = "12 threads exceed the 8" },
+	{ .name = "cpuset shrank to 2 CPUs", .nticks = 1, .ticks = { T(0, 1, 4, 80) }, .allowed = "4-5",
+	  .want_decision = 1, .want_to = 2, .want_reason = "2 CPUs allowed" },
+	{ .name = "no core stats: hold", .nticks = 1, .ticks = { T(NAN_, NAN_, NAN_, NAN_) }, .allowed = "0-7",
+	  .want_decision = 0, .want_reason = "thread count unknown" },
+};
+
+static void test_threads_table(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(threads_cases) / sizeof(threads_cases[0]); i++) {
+		const struct threads_case *tc = &threads_cases[i];
+		struct snap *h[MAXT];
+		struct ccfg c;
+		struct pol_env env = { 0 };
+		struct pol_mem m;
+		struct pol_decision d[2];
+		char why[256] = "";
+		int r;
+
+		ccfg_defaults(&c);
+		if (tc->max_step)
+			c.threads_max_step = tc->max_step;
+		pol_mem_init(&m);
+		set_allowed(&env.allowed, tc->allowed);
+		for (int t = 0; t < tc->nticks; t++)
+			h[t] = mk(100 + t, T_RK3588, 0, &tc->ticks[t], NULL);
+		if (tc->since_last_change > 0)
+			m.last_change_s[POL_THREADS] = 100 + tc->nticks - 1 - tc->since_last_change;
+		r = pol_threads((const struct snap *const *)h, (size_t)tc->nticks, &c, &env, &m, d, 2, why, sizeof(why));
+		print_message("%-50s -> %d %s%s\n", tc->name, r, r ? d[0].reason : "hold: ", r ? "" : why);
+		assert_int_equal(r, tc->want_decision);
+		if (r) {
+			assert_int_equal(d[0].action, POL_ACT_SET_THREADS);
+			assert_int_equal(d[0].to, tc->want_to);
+			assert_non_null(strstr(d[0].reason, tc->want_reason));
+			assert_true(d[0].inputs[0] == '{');
+		} else {
+			assert_non_null(strstr(why, tc->want_reason));
+		}
+		free_hist(h, (size_t)tc->nticks);
+	}
+}
+
+/* ---- affinity --------------------------------------------------------------- */
+
+struct aff_case {
+	const char *name;
+	enum topo_kind topo;
+	uint64_t offline;
+	const char *allowed;
+	int nworkers;
+	double busy[8];
+	int prev[8];             /* previous placement (-1 end), committed at t=95 (or since_last) */
+	double since_last;
+	const char *masks[8];    /* workers' masks read back (NULL: as placed) */
+	int want_decision;
+	int want_cpu[8];
+	const char *want_reason;
+};
+
+static const struct aff_case aff_cases[] = {
+	{ .name = "big.LITTLE: 4 workers on the 4 big CPUs", .topo = T_RK3588, .allowed = "0-7", .nworkers = 4,
+	  .prev = { -1 }, .want_decision = 1, .want_cpu = { 4, 5, 6, 7 }, .want_reason = "first placement" },
+	{ .name = "big CPU 5 busy with other work: skipped", .topo = T_RK3588, .allowed = "0-7", .nworkers = 4,
+	  .busy = { 0, 0, 0, 0, 0, 80, 0, 0 }, .prev = { -1 }, .want_decision = 1, .want_cpu = { 4, 6, 7, 0 },
+	  .want_reason = "first placement" },
+	{ .name = "6 workers: 4 big then 2 LITTLE, distinct", .topo = T_RK3588, .allowed = "0-7", .nworkers = 6,
+	  .prev = { -1 }, .want_decision = 1, .want_cpu = { 4, 5, 6, 7, 0, 1 }, .want_reason = "distinct" },
+	{ .name = "cpuset 0-3: LITTLE only", .topo = T_RK3588, .allowed = "0-3", .nworkers = 2, .prev = { -1 },
+	  .want_decision = 1, .want_cpu = { 0, 1 }, .want_reason = "first placement" },
+	{ .name = "same capacity: higher max frequency first", .topo = T_FREQ4, .allowed = "0-3", .nworkers = 2,
+	  .prev = { -1 }, .want_decision = 1, .want_cpu = { 2, 3 }, .want_reason = "first placement" },
+	{ .name = "placed and unchanged: hold", .topo = T_RK3588, .allowed = "0-7", .nworkers = 4,
+	  .prev = { 4, 5, 6, 7, -1 }, .since_last = 100, .want_decision = 0, .want_reason = "placement unchanged" },
+	{ .name = "small load change does not move workers (hysteresis)", .topo = T_RK3588, .allowed = "0-7",
+	  .nworkers = 2, .busy = { 0, 0, 0, 0, 30, 20, 0, 0 }, .prev = { 4, 5, -1 }, .since_last = 100,
+	  .want_decision = 0, .want_reason = "placement unchanged" },
+	{ .name = "cpuset write reset a worker's mask: re-pin inside cooldown", .topo = T_RK3588, .allowed = "0-7",
+	  .nworkers = 4, .prev = { 4, 5, 6, 7, -1 }, .since_last = 1, .masks = { NULL, "0-7", NULL, NULL },
+	  .want_decision = 1, .want_cpu = { 4, 5, 6, 7 }, .want_reason = "re-pin (CPU hotplug or cpuset reset)" },
+	{ .name = "CPU 7 unplugged: move inside cooldown", .topo = T_RK3588, .offline = 1u << 7, .allowed = "0-7",
+	  .nworkers = 4, .prev = { 4, 5, 6, 7, -1 }, .since_last = 1, .masks = { NULL, NULL, NULL, "7" },
+	  .want_decision = 1, .want_cpu = { 4, 5, 6, 0 }, .want_reason = "CPU 7 left the allowed online set" },
+	{ .name = "CPU 6 became busy inside cooldown: hold", .topo = T_RK3588, .allowed = "0-7", .nworkers = 4,
+	  .busy = { 0, 0, 0, 0, 0, 0, 90, 0 }, .prev = { 4, 5, 6, 7, -1 }, .since_last = 2, .want_decision = 0,
+	  .want_reason = "cooldown" },
+	{ .name = "CPU 6 became busy after cooldown: move", .topo = T_RK3588, .allowed = "0-7", .nworkers = 4,
+	  .busy = { 0, 0, 0, 0, 0, 0, 90, 0 }, .prev = { 4, 5, 6, 7, -1 }, .since_last = 30, .want_decision = 1,
+	  .want_cpu = { 4, 5, 0, 7 }, .want_reason = "CPU 6 is 90% busy with other work" },
+	{ .name = "uniform 2 CPUs, 3 workers: share", .topo = T_UNIFORM2, .allowed = "0-1", .nworkers = 3,
+	  .prev = { -1 }, .want_decision = 1, .want_cpu = { 0, 1, 0 }, .want_reason = "3 workers share 2 CPUs" },
+};
+
+static void test_affinity_table(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(aff_cases) / sizeof(aff_cases[0]); i++) {
+		const struct aff_case *ac = &aff_cases[i];
+		struct snap *h[2];
+		struct ccfg c;
+		struct pol_env env = { 0 };
+		struct pol_mem m;
+		struct pol_decision d[2];
+		char why[256] = "";
+		int r, np = 0;
+
+		ccfg_defaults(&c);
+		pol_mem_init(&m);
+		set_allowed(&env.allowed, ac->allowed);
+		env.nworkers = ac->nworkers;
+		for (int w = 0; w < ac->nworkers; w++)
+			env.worker_tid[w] = 1000 + w;
+		while (np < 8 && ac->prev[np] >= 0 && !(np == 0 && ac->prev[0] == 0 && ac->since_last == 0))
+			np++;
+		if (np) {
+			m.naff = np;
+			for (int w = 0; w < np; w++) {
+				m.aff_tid[w] = 1000 + w;
+				m.aff_cpu[w] = ac->prev[w];
+			}
+			m.last_change_s[POL_AFFINITY] = 101 - ac->since_last;
+		}
+		for (int w = 0; w < ac->nworkers; w++) {
+			if (ac->masks[w])
+				set_allowed(&env.worker_mask[w], ac->masks[w]);
+			else if (w < np) {
+				CPU_ZERO(&env.worker_mask[w]);
+				CPU_SET(ac->prev[w], &env.worker_mask[w]);
+			}
+		}
+		h[0] = mk(100, ac->topo, ac->offline, NULL, ac->busy);
+		h[1] = mk(101, ac->topo, ac->offline, NULL, ac->busy);
+		r = pol_affinity((const struct snap *const *)h, 2, &c, &env, &m, d, 2, why, sizeof(why));
+		print_message("%-58s -> %d %s%s\n", ac->name, r, r ? d[0].reason : "hold: ", r ? "" : why);
+		assert_int_equal(r, ac->want_decision);
+		if (r) {
+			assert_int_equal(d[0].action, POL_ACT_PIN_WORKERS);
+			assert_int_equal(d[0].nworkers, ac->nworkers);
+			for (int w = 0; w < ac->nworkers; w++)
+				assert_int_equal(d[0].cpu[w], ac->want_cpu[w]);
+			assert_non_null(strstr(d[0].reason, ac->want_reason));
+		} else {
+			assert_non_null(strstr(why, ac->want_reason));
+		}
+		free_hist(h, 2);
+	}
+}
+
+/* ---- bandwidth -------------------------------------------------------------- */
+
+struct bw_case {
+	const char *name;
+	double ttft[3];
+	int64_t core_weight;
+	int64_t nb_quota;        /* the neighbour "hog" */
+	double nb_usage;
+	int capped;              /* we capped it before, from orig */
+	int64_t orig;
+	double since_last;
+	int want_n;
+	enum pol_action want_act[3];
+	int64_t want_to[3];
+	const char *want_reason;
+};
+
+static const struct bw_case bw_cases[] = {
+	{ .name = "p99 over target: raise core weight, cap the hog by one step", .ttft = { 800, 900, 900 },
+	  .core_weight = 100, .nb_quota = -1, .nb_usage = 150, .want_n = 2,
+	  .want_act = { POL_ACT_SET_WEIGHT, POL_ACT_SET_CPU_MAX }, .want_to = { 1000, 112500 },
+	  .want_reason = "ttft p99 900 ms > target 500 ms" },
+	{ .name = "p99 over target, weight already raised: cap only", .ttft = { 800, 900, 900 }, .core_weight = 1000,
+	  .nb_quota = 100000, .nb_usage = 100, .want_n = 1, .want_act = { POL_ACT_SET_CPU_MAX }, .want_to = { 75000 },
+	  .want_reason = "quota 100% -> 75%" },
+	{ .name = "cap never below the floor", .ttft = { 800, 900, 900 }, .core_weight = 1000, .nb_quota = 12000,
+	  .nb_usage = 12, .want_n = 1, .want_act = { POL_ACT_SET_CPU_MAX }, .want_to = { 10000 },
+	  .want_reason = "floor 10%" },
+	{ .name = "at the floor: nothing left", .ttft = { 800, 900, 900 }, .core_weight = 1000, .nb_quota = 10000,
+	  .nb_usage = 10, .want_n = 0, .want_reason = "no neighbour left to cap" },
+	{ .name = "within the band: hold", .ttft = { 480, 520, 540 }, .core_weight = 100, .nb_quota = -1,
+	  .nb_usage = 150, .want_n = 0, .want_reason = "within" },
+	{ .name = "over only once: hold (hysteresis)", .ttft = { 400, 400, 900 }, .core_weight = 100, .nb_quota = -1,
+	  .nb_usage = 150, .want_n = 0, .want_reason = "not sustained" },
+	{ .name = "over inside cooldown: hold", .ttft = { 900, 900, 900 }, .core_weight = 100, .nb_quota = -1,
+	  .nb_usage = 150, .since_last = 2, .want_n = 0, .want_reason = "cooldown" },
+	{ .name = "under target: give back one step", .ttft = { 200, 200, 200 }, .core_weight = 1000,
+	  .nb_quota = 50000, .nb_usage = 50, .capped = 1, .orig = 200000, .want_n = 1,
+	  .want_act = { POL_ACT_SET_CPU_MAX }, .want_to = { 62500 }, .want_reason = "give neighbour" },
+	{ .name = "under target: last step restores the original quota", .ttft = { 200, 200, 200 },
+	  .core_weight = 1000, .nb_quota = 180000, .nb_usage = 50, .capped = 1, .orig = 200000, .want_n = 1,
+	  .want_act = { POL_ACT_SET_CPU_MAX }, .want_to = { 200000 }, .want_reason = "give neighbour" },
+	{ .name = "under target, never capped: nothing to give", .ttft = { 200, 200, 200 }, .core_weight = 100,
+	  .nb_quota = -1, .nb_usage = 50, .want_n = 0, .want_reason = "nothing to give back" },
+};
+
+static void test_bandwidth_table(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(bw_cases) / sizeof(bw_cases[0]); i++) {
+		const struct bw_case *bc = &bw_cases[i];
+		struct snap *h[3];
+		struct ccfg c;
+		struct pol_env env = { 0 };
+		struct pol_mem m;
+		struct pol_decision d[POL_MAX_DECISIONS];
+		char why[256] = "";
+		int r;
+
+		ccfg_defaults(&c);
+		c.ttft_p99_target_ms = 500;
+		snprintf(c.neighbours[0], CCFG_STR, "edge.slice/hog");
+		c.nneighbours = 1;
+		pol_mem_init(&m);
+		set_allowed(&env.allowed, "0-1");
+		env.core_weight = bc->core_weight;
+		env.nneighbours = 1;
+		snprintf(env.nb[0].name, sizeof(env.nb[0].name), "edge.slice/hog");
+		env.nb[0].quota_us = bc->nb_quota;
+		env.nb[0].period_us = 100000;
+		env.nb[0].usage_pct = bc->nb_usage;
+		m.capped[0] = bc->capped;
+		m.orig_quota[0] = bc->orig;
+		if (bc->since_last > 0)
+			m.last_change_s[POL_BANDWIDTH] = 102 - bc->since_last;
+		for (int t = 0; t < 3; t++) {
+			struct tick tk = { .queue = 0, .busy = 1, .threads = 2, .mem = 80, .ttft = bc->ttft[t] };
+
+			h[t] = mk(100 + t, T_UNIFORM2, 0, &tk, NULL);
+		}
+		r = pol_bandwidth((const struct snap *const *)h, 3, &c, &env, &m, d, POL_MAX_DECISIONS, why, sizeof(why));
+		print_message("%-60s -> %d %s%s\n", bc->name, r, r ? d[r - 1].reason : "hold: ", r ? "" : why);
+		assert_int_equal(r, bc->want_n);
+		for (int k = 0; k < r; k++) {
+			assert_int_equal(d[k].action, bc->want_act[k]);
+			assert_int_equal(d[k].to, bc->want_to[k]);
+		}
+		if (r)
+			assert_non_null(strstr(d[r - 1].reason, bc->want_reason));
+		else
+			assert_non_null(strstr(why, bc->want_reason));
+		free_hist(h, 3);
+	}
+}
+
+/* A scripted load: bursts and idle spells. No change may reverse the previous one inside the cooldown. */
+static void test_no_reversal_inside_cooldown(void **state)
+{
+	struct ccfg c;
+	struct pol_env env = { 0 };
+	struct pol_mem m;
+	struct snap *h[200];
+	int threads = 2, last_dir = 0, changes = 0, grows = 0, shrinks = 0;
+	double last_t = -1e9;
+
+	(void)state;
+	ccfg_defaults(&c);
+	c.idle_s = 3;
+	pol_mem_init(&m);
+	set_allowed(&env.allowed, "0-7");
+	for (int t = 0; t < 200; t++) {
+		/* queue: alternating 7-tick bursts (queue 40) and 7 quiet ticks (queue 0, memory low) */
+		int burst = (t / 7) % 2 == 0;
+		struct tick tk = { .queue = burst ? 40 : 0, .busy = burst ? 4 : 0, .threads = threads,
+				   .mem = burst ? 70 : 20, .ttft = NAN };
+		struct pol_decision d[2];
+		int r;
+
+		h[t] = mk(t, T_RK3588, 0, &tk, NULL);
+		r = pol_threads((const struct snap *const *)h + (t >= 29 ? t - 29 : 0), t >= 29 ? 30 : (size_t)t + 1, &c,
+				&env, &m, d, 2, NULL, 0);
+		if (r) {
+			int dir = d[0].to > d[0].from ? 1 : -1;
+
+			if (last_dir && dir != last_dir)
+				assert_true(t - last_t >= c.threads_cooldown_s);
+			/* any change at all respects the cooldown */
+			assert_true(t - last_t >= c.threads_cooldown_s);
+			last_dir = dir;
+			last_t = t;
+			threads = (int)d[0].to;
+			pol_mem_commit(&m, &d[0], &env, t);
+			changes++;
+			grows += dir > 0;
+			shrinks += dir < 0;
+		}
+	}
+	print_message("scripted load: %d changes (%d grow, %d shrink)\n", changes, grows, shrinks);
+	assert_true(grows > 0 && shrinks > 0);
+	free_hist(h, 200);
+}
+
+/* ---- tune plan -------------------------------------------------------------- */
+
+struct plan_case {
+	const char *name;
+	enum topo_kind topo;
+	const char *allowed;
+	int nthreads;
+	double pct[4];           /* each thread's CPU % (every sample) */
+	double busy[8];
+	int is_core;
+	int want_ncpus;
+	const char *want_cpus;
+	int64_t want_quota;
+	int want_threads;
+};
+
+static const struct plan_case plan_cases[] = {
+	{ .name = "one spinner on 2 CPUs: one CPU, quota capped at 100%", .topo = T_UNIFORM2, .allowed = "0-1",
+	  .nthreads = 1, .pct = { 99 }, .want_ncpus = 1, .want_cpus = "0", .want_quota = 100000 },
+	{ .name = "one thread at 40%: 40*1.25 = 50%", .topo = T_UNIFORM2, .allowed = "0-1", .nthreads = 2,
+	  .pct = { 40, 0 }, .want_ncpus = 1, .want_cpus = "0", .want_quota = 50000 },
+	{ .name = "two threads at 60% on RK3588: big CPUs, 150%", .topo = T_RK3588, .allowed = "0-7", .nthreads = 2,
+	  .pct = { 60, 60 }, .want_ncpus = 2, .want_cpus = "4-5", .want_quota = 150000 },
+	{ .name = "idle: one CPU, quota floor 5%", .topo = T_RK3588, .allowed = "0-7", .nthreads = 1, .pct = { 0 },
+	  .want_ncpus = 1, .want_cpus = "4", .want_quota = 5000 },
+	{ .name = "dify-edge on RK3588, CPU 6 busy: 3 big CPUs, 3 threads", .topo = T_RK3588, .allowed = "0-7",
+	  .nthreads = 4, .pct = { 50, 50, 50, 50 }, .busy = { 0, 0, 0, 0, 0, 0, 95, 0 }, .is_core = 1,
+	  .want_ncpus = 3, .want_cpus = "4-5,7", .want_quota = 250000, .want_threads = 3 },
+};
+
+static void test_tune_plan_table(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(plan_cases) / sizeof(plan_cases[0]); i++) {
+		const struct plan_case *pc = &plan_cases[i];
+		struct snap *h[10];
+		struct ccfg c;
+		struct pol_plan p;
+		cpu_set_t allowed;
+		char err[256];
+
+		ccfg_defaults(&c);
+		set_allowed(&allowed, pc->allowed);
+		for (int t = 0; t < 10; t++) {
+			h[t] = mk(t, pc->topo, 0, NULL, pc->busy);
+			h[t]->threads.st.valid = true;
+			h[t]->threads.n = (uint32_t)pc->nthreads;
+			for (int k = 0; k < pc->nthreads; k++) {
+				h[t]->threads.t[k].tid = 500 + k;
+				h[t]->threads.t[k].cpu_pct = pc->pct[k];
+			}
+		}
+		assert_int_equal(pol_tune_plan((const struct snap *const *)h, 10, &c, &allowed, pc->is_core, &p, err,
+					       sizeof(err)),
+				 0);
+		print_message("%-55s -> cpus %s quota %lld threads %d | %s | %s\n", pc->name, p.cpus, (long long)p.quota_us,
+			      p.threads, p.reason_cpus, p.reason_quota);
+		assert_int_equal(p.ncpus, pc->want_ncpus);
+		assert_string_equal(p.cpus, pc->want_cpus);
+		assert_int_equal(p.quota_us, pc->want_quota);
+		assert_int_equal(p.period_us, 100000);
+		assert_int_equal(p.threads, pc->want_threads);
+		assert_int_equal(p.weight, 100);
+		free_hist(h, 10);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_threads_table),
+		cmocka_unit_test(test_affinity_table),
+		cmocka_unit_test(test_bandwidth_table),
+		cmocka_unit_test(test_no_reversal_inside_cooldown),
+		cmocka_unit_test(test_tune_plan_table),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
