@@ -9,10 +9,13 @@
  * (name, type, shape, offset from the data section, bytes). The file is
  * opened by the validating reader, so a malformed file is reported as one
  * line naming the file, the byte offset and the problem, exit status 2.
- * --json prints the same as one JSON object (jansson).
+ * --json prints the same as one JSON object (jansson); float values that
+ * JSON cannot hold (NaN, infinities) are written as the strings "nan",
+ * "inf", "-inf".
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +118,10 @@ static void print_value(FILE *f, const struct gguf_file *g, const struct gguf_va
 		fprintf(f, "[%s x %" PRIu64 "]", gguf_type_name(v->elem_type), v->n);
 		if (!v->n)
 			return;
+		if (!k) {
+			fputs(" [...]", f);
+			return;
+		}
 		fputs(" [", f);
 		for (uint64_t i = 0; i < k; i++) {
 			struct gguf_value e;
@@ -186,8 +193,15 @@ static json_t *json_value(const struct gguf_file *g, const struct gguf_value *v,
 	case GGUF_TYPE_STRING:
 		return json_stringn((const char *)v->p, (size_t)v->n);
 	case GGUF_TYPE_FLOAT32:
-	case GGUF_TYPE_FLOAT64:
-		return json_real(gguf_value_f64(v));
+	case GGUF_TYPE_FLOAT64: {
+		/* JSON has no NaN or infinities: those are written as text */
+		double d = gguf_value_f64(v);
+		if (isnan(d))
+			return json_string("nan");
+		if (isinf(d))
+			return json_string(d > 0 ? "inf" : "-inf");
+		return json_real(d);
+	}
 	case GGUF_TYPE_BOOL:
 		return json_boolean(gguf_value_i64(v));
 	case GGUF_TYPE_UINT64:

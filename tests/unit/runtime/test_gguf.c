@@ -14,7 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <linux/capability.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -1072,6 +1076,61 @@ static void test_open_errors(void **state)
 	unlink(path);
 }
 
+/* mlock asked for and impossible: the open fails and says so. A child drops
+ * CAP_IPC_LOCK (root ignores RLIMIT_MEMLOCK otherwise) and sets the limit
+ * to 0. */
+static void test_mlock_failure(void **state)
+{
+	static const uint8_t page[8192];
+	char path[] = "/tmp/test_gguf.XXXXXX", err[512];
+	int64_t ne[1] = { 2048 };
+	struct gguf_writer *w = gguf_writer_new();
+	int fd, status;
+	pid_t pid;
+	(void)state;
+
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(gguf_writer_add_tensor(w, "t", GGML_TYPE_F32, 1, ne, page), 0);
+	assert_int_equal(gguf_writer_write(w, path, err, sizeof(err)), 0);
+	gguf_writer_free(w);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+		struct __user_cap_data_struct data[2];
+		struct rlimit rl = { 0, 0 };
+		struct gguf_open_opts o = { .mlock = true };
+		struct gguf_file *g = NULL;
+		int rc;
+		if (syscall(SYS_capget, &hdr, data) < 0)
+			_exit(77);
+		data[CAP_TO_INDEX(CAP_IPC_LOCK)].effective &= ~CAP_TO_MASK(CAP_IPC_LOCK);
+		if (syscall(SYS_capset, &hdr, data) < 0 || setrlimit(RLIMIT_MEMLOCK, &rl) < 0)
+			_exit(77);
+		rc = gguf_open(path, &o, &g, err, sizeof(err));
+		if (rc == 0)
+			_exit(3);
+		if (!strstr(err, ": mlock of ") || g)
+			_exit(4);
+		/* without mlock the same file opens */
+		o.mlock = false;
+		if (gguf_open(path, &o, &g, err, sizeof(err)))
+			_exit(5);
+		gguf_close(g);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	unlink(path);
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status) == 77) {
+		print_message("cannot drop CAP_IPC_LOCK or set RLIMIT_MEMLOCK here\n");
+		skip();
+	}
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1085,6 +1144,7 @@ int main(void)
 		cmocka_unit_test(test_every_truncation),
 		cmocka_unit_test(test_real_truncation),
 		cmocka_unit_test(test_open_errors),
+		cmocka_unit_test(test_mlock_failure),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
