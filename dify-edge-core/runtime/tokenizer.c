@@ -504,6 +504,7 @@ struct tok *tok_new(const struct gguf_file *g, char *err, size_t errlen)
 
 	if (spm) {
 		build_spm_bytes(t);
+		t->spm_chunks = tok_spm_chunks_ok(t);
 	} else {
 		const char *pre = "gpt-2";
 		size_t pre_len = 5;

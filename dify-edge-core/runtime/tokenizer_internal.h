@@ -65,6 +65,7 @@ struct tok {
 	int32_t bos, eos, eot, eom, unk;
 	bool add_bos;
 	bool add_space_prefix;      /* SPM: prepend a space to the text (and drop it when decoding) */
+	bool spm_chunks;            /* SPM: tok_spm_chunks_ok() */
 
 	int32_t *eog;               /* sorted ids that end generation */
 	size_t n_eog;
@@ -111,6 +112,9 @@ bool tok_utf8_valid(const char *s, size_t len);
 size_t tok_utf8_len(unsigned char c);
 
 /* ---- SPM (tokenizer_spm.c) ---- */
+/* True when no token has U+2581 at a byte offset > 0 that does not follow
+ * another U+2581: then a text may be merged word by word. */
+bool tok_spm_chunks_ok(const struct tok *t);
 /* Encode one fragment of raw text; with prefix_space a space goes first. */
 int tok_spm_encode(const struct tok *t, const char *text, size_t len,
 		   bool prefix_space, struct tok_ids *out);

@@ -15,6 +15,13 @@
  * of the escaped text, so a pair's text is contiguous and is looked up in the
  * token hash map without copying.
  *
+ * Speed: one heap over a whole prompt is large and cache-unfriendly. When
+ * no token has U+2581 after anything but U+2581 (tok_spm_chunks_ok(),
+ * true of LLaMA's vocabulary), no merge can join a symbol to an escaped
+ * space that follows something else, so the text is cut before each such
+ * space and every chunk is merged on its own: the same merges in the same
+ * relative order, with word-sized heaps.
+ *
  * When no pair is left, each symbol is a token, or a single character that
  * is not one: that character is written as its bytes' tokens (<0xXX>, byte
  * fallback), or as one unk when a byte has no token (vocabularies without
@@ -105,10 +112,71 @@ static int try_add(const struct tok *t, const char *buf, const struct sym *s,
 					     .right = right, .size = size });
 }
 
+/* Merge and emit the symbols [start, end), linked among themselves. */
+static int chunk(const struct tok *t, const char *buf, struct sym *s, int32_t start,
+		 int32_t end, struct heap *h, struct tok_ids *out)
+{
+	int rc;
+	h->n = 0;
+	for (int32_t i = start + 1; i < end; i++)
+		if ((rc = try_add(t, buf, s, i - 1, i, h)) < 0)
+			return rc;
+
+	while (h->n) {
+		struct bigram b = heap_pop(h);
+		struct sym *l = &s[b.left], *r = &s[b.right];
+		if (l->n == 0 || r->n == 0 || l->n + r->n != b.size)
+			continue;
+		l->n += r->n;
+		r->n = 0;
+		l->next = r->next;
+		if (r->next >= 0)
+			s[r->next].prev = b.left;
+		if ((rc = try_add(t, buf, s, l->prev, b.left, h)) < 0 ||
+		    (rc = try_add(t, buf, s, b.left, l->next, h)) < 0)
+			return rc;
+	}
+
+	for (int32_t i = start; i != -1; i = s[i].next) {
+		int32_t id = tok_map_find(t, buf + s[i].off, s[i].n);
+		if (id >= 0) {
+			if ((rc = tok_ids_push(out, id)) < 0)
+				return rc;
+			continue;
+		}
+		/* byte fallback; a character with a byte that has no token is
+		 * one unk (SentencePiece without byte_fallback) */
+		bool all = true;
+		for (uint32_t k = 0; k < s[i].n; k++)
+			all = all && t->byte_tok[(unsigned char)buf[s[i].off + k]] >= 0;
+		if (!all) {
+			if (t->unk >= 0 && (rc = tok_ids_push(out, t->unk)) < 0)
+				return rc;
+			continue;
+		}
+		for (uint32_t k = 0; k < s[i].n; k++)
+			if ((rc = tok_ids_push(out, t->byte_tok[(unsigned char)buf[s[i].off + k]])) < 0)
+				return rc;
+	}
+	return 0;
+}
+
+static const char esc[3] = { '\xe2', '\x96', '\x81' }; /* U+2581 */
+
+bool tok_spm_chunks_ok(const struct tok *t)
+{
+	for (int32_t id = 0; id < t->n_vocab; id++) {
+		const struct tok_token *k = &t->tokens[id];
+		for (uint32_t i = 1; i + 3 <= k->len; i++)
+			if (!memcmp(k->s + i, esc, 3) && !(i >= 3 && !memcmp(k->s + i - 3, esc, 3)))
+				return false;
+	}
+	return true;
+}
+
 int tok_spm_encode(const struct tok *t, const char *text, size_t len,
 		   bool prefix_space, struct tok_ids *out)
 {
-	static const char esc[3] = { '\xe2', '\x96', '\x81' }; /* U+2581 */
 	struct sym *s = NULL;
 	struct heap h = { 0 };
 	char *buf = NULL;
@@ -153,45 +221,20 @@ int tok_spm_encode(const struct tok *t, const char *text, size_t len,
 		off += n;
 	}
 
-	for (int32_t i = 1; i < ns; i++)
-		if ((rc = try_add(t, buf, s, i - 1, i, &h)) < 0)
-			goto out;
-
-	while (h.n) {
-		struct bigram b = heap_pop(&h);
-		struct sym *l = &s[b.left], *r = &s[b.right];
-		if (l->n == 0 || r->n == 0 || l->n + r->n != b.size)
-			continue;
-		l->n += r->n;
-		r->n = 0;
-		l->next = r->next;
-		if (r->next >= 0)
-			s[r->next].prev = b.left;
-		if ((rc = try_add(t, buf, s, l->prev, b.left, &h)) < 0 ||
-		    (rc = try_add(t, buf, s, b.left, l->next, &h)) < 0)
-			goto out;
-	}
-
-	for (int32_t i = 0; i != -1; i = s[i].next) {
-		int32_t id = tok_map_find(t, buf + s[i].off, s[i].n);
-		if (id >= 0) {
-			if ((rc = tok_ids_push(out, id)) < 0)
-				goto out;
-			continue;
+	/* Independent chunks (see tok_spm_chunks_ok): cut before every escaped
+	 * space that follows something else, so the heap stays word-sized. */
+	int32_t start = 0;
+	for (int32_t i = 1; i <= ns; i++) {
+		if (i < ns) {
+			if (!t->spm_chunks || s[i].n != 3 || memcmp(buf + s[i].off, esc, 3) != 0 ||
+			    (s[i].off >= 3 && !memcmp(buf + s[i].off - 3, esc, 3)))
+				continue;
+			s[i - 1].next = -1;
+			s[i].prev = -1;
 		}
-		/* byte fallback; a character with a byte that has no token is
-		 * one unk (SentencePiece without byte_fallback) */
-		bool all = true;
-		for (uint32_t k = 0; k < s[i].n; k++)
-			all = all && t->byte_tok[(unsigned char)buf[s[i].off + k]] >= 0;
-		if (!all) {
-			if (t->unk >= 0 && (rc = tok_ids_push(out, t->unk)) < 0)
-				goto out;
-			continue;
-		}
-		for (uint32_t k = 0; k < s[i].n; k++)
-			if ((rc = tok_ids_push(out, t->byte_tok[(unsigned char)buf[s[i].off + k]])) < 0)
-				goto out;
+		if ((rc = chunk(t, buf, s, start, i, &h, out)) < 0)
+			goto out;
+		start = i;
 	}
 out:
 	free(h.v);

@@ -381,8 +381,9 @@ static void expect_encoding(const struct tok *t, const char *label, const char *
 
 /* SPM vocabularies: <unk> <s> </s>, the 256 byte tokens (unless nobytes),
  * then "▁", "a", "b", "c", "▁a" (score sa), "ab" (score sb), "▁b", the
- * user-defined "<tool>", and "<|im_end|>" typed normal (made control+EOG). */
-enum spm_variant { SPM_A_FIRST, SPM_AB_FIRST, SPM_TIE, SPM_NOBYTES };
+ * user-defined "<tool>", and "<|im_end|>" typed normal (made control+EOG);
+ * SPM_CROSS adds "a▁" (score 0, the best). */
+enum spm_variant { SPM_A_FIRST, SPM_AB_FIRST, SPM_TIE, SPM_NOBYTES, SPM_CROSS };
 
 static void build_spm(struct vb *b, enum spm_variant var)
 {
@@ -401,6 +402,8 @@ static void build_spm(struct vb *b, enum spm_variant var)
 	vb_add(b, "\xe2\x96\x81" "b", -1.5f, 1);
 	vb_add(b, "<tool>", 0, 4);
 	vb_add(b, "<|im_end|>", 0, 1);
+	if (var == SPM_CROSS) /* a token across a word boundary: no per-word merging */
+		vb_add(b, "a" "\xe2\x96\x81", 0, 1);
 }
 
 static void extra_no_prefix(struct gguf_writer *w)
@@ -440,6 +443,9 @@ static const struct enc_case spm_cases[] = {
 	{ .var = SPM_A_FIRST, .text = "a<|im_end|>", .special = true, .want = U "a <|im_end|>" },
 	/* user-defined tokens are split out always */
 	{ .var = SPM_A_FIRST, .text = "a<tool>b", .want = U "a <tool> " U "b" },
+	/* a vocabulary with a token across words is merged as one piece */
+	{ .var = SPM_CROSS, .text = "a b", .want = U " a" U " b", .round_trip = true },
+	{ .var = SPM_A_FIRST, .text = "a b", .want = U "a " U "b", .round_trip = true },
 	/* add_space_prefix = false */
 	{ .var = SPM_A_FIRST, .no_prefix = true, .text = "ab", .want = "ab", .round_trip = true },
 	{ .var = SPM_A_FIRST, .no_prefix = true, .text = " ab", .want = U "a b", .round_trip = true },
