@@ -27,7 +27,11 @@ static int quiet_print(enum libbpf_print_level level, const char *fmt, va_list a
 
 	if (level == LIBBPF_DEBUG)
 		return 0;
+	/* libbpf hands us its own format strings */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
 	vsnprintf(line, sizeof(line), fmt, ap);
+#pragma GCC diagnostic pop
 	line[strcspn(line, "\n")] = 0;
 	if (!line[0])
 		return 0;

@@ -107,7 +107,7 @@ struct snap_thread {
 	uint64_t vol_switches;    /* in the tick: it blocked */
 	uint64_t invol_switches;  /* in the tick: it was preempted */
 	uint64_t migrations;      /* in the tick */
-	int32_t last_cpu;         /* CPU it last ran on, -1 unknown */
+	int32_t last_cpu;         /* CPU it has run on most (bpf) / last (procfs), -1 unknown */
 	uint64_t rq_count;        /* in the tick */
 	uint64_t rq_hist[SNAP_RQ_BUCKETS];
 	uint64_t rq_p50_ns, rq_p99_ns;
