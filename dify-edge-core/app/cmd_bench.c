@@ -42,6 +42,13 @@
 #define MAX_T 16
 #define MIB (1024.0 * 1024.0)
 
+/* getopt_long failed on argv[optind - 1]: an unknown option or a missing value */
+static void bad_option(const char *cmd, char **argv)
+{
+	fprintf(stderr, "dify-edge: %s: unknown option or missing value: '%s' (see --help)\n", cmd,
+		optind > 0 ? argv[optind - 1] : "?");
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -166,6 +173,7 @@ int cmd_bench(int argc, char **argv)
 	int ch, ret = 2, rc;
 
 	optind = 1;
+	opterr = 0; /* one line of our own instead of getopt's */
 	while ((ch = getopt_long(argc, argv, "m:t:p:n:r:h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'm': path = optarg; break;
@@ -187,7 +195,7 @@ int cmd_bench(int argc, char **argv)
 		case 'n': if (parse_int("-n", optarg, 0, 1 << 20, &n_g)) goto out; break;
 		case 'r': if (parse_int("-r", optarg, 1, 1000, &reps)) goto out; break;
 		case 'h': usage(stdout); ret = 0; goto out;
-		default: usage(stderr); goto out;
+		default: bad_option("bench", argv); goto out;
 		}
 	}
 	if (optind < argc) {

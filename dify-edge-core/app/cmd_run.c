@@ -19,6 +19,13 @@
 #include "dify-edge-core/runtime/sampler.h"
 #include "dify-edge-core/runtime/tpool.h"
 
+/* getopt_long failed on argv[optind - 1]: an unknown option or a missing value */
+static void bad_option(const char *cmd, char **argv)
+{
+	fprintf(stderr, "dify-edge: %s: unknown option or missing value: '%s' (see --help)\n", cmd,
+		optind > 0 ? argv[optind - 1] : "?");
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -154,6 +161,7 @@ int cmd_run(int argc, char **argv)
 
 	sampler_params_default(&sp);
 	optind = 1;
+	opterr = 0; /* one line of our own instead of getopt's */
 	while ((c = getopt_long(argc, argv, "m:p:n:t:c:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'm': path = optarg; break;
@@ -180,7 +188,7 @@ int cmd_run(int argc, char **argv)
 		case 10: ids = true; break;
 		case 'v': verbose = true; break;
 		case 'h': usage(stdout); ret = 0; goto out;
-		default: usage(stderr); goto out;
+		default: bad_option("run", argv); goto out;
 		}
 	}
 	if (optind < argc) {

@@ -22,6 +22,13 @@
 #include "dify-edge-core/app/cmds.h"
 #include "dify-edge-core/runtime/model_random.h"
 
+/* getopt_long failed on argv[optind - 1]: an unknown option or a missing value */
+static void bad_option(const char *cmd, char **argv)
+{
+	fprintf(stderr, "dify-edge: %s: unknown option or missing value: '%s' (see --help)\n", cmd,
+		optind > 0 ? argv[optind - 1] : "?");
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -64,6 +71,7 @@ int cmd_gguf_write_random(int argc, char **argv)
 
 	model_random_defaults(&spec);
 	optind = 1;
+	opterr = 0; /* one line of our own instead of getopt's */
 	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'a':
@@ -124,7 +132,7 @@ int cmd_gguf_write_random(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
-			usage(stderr);
+			bad_option("write-random", argv);
 			return 2;
 		}
 	}
