@@ -70,7 +70,12 @@ int64_t tok_encode(const struct tok *t, const char *text, size_t len,
 int64_t tok_piece(const struct tok *t, int32_t id, bool strip_leading,
 		  bool render_special, char *buf, size_t cap);
 
-/* Decode n ids into buf (up to cap bytes); returns the full length. */
+/* Decode n ids into buf (up to cap bytes); returns the full length, or
+ * -EINVAL when an id is out of range. With the SPM leading-space rule the
+ * space of the first piece that has text is dropped (a leading BOS that
+ * renders as nothing does not count), so decode(encode(text)) == text with
+ * or without BOS. Thread-safe, like tok_encode: a tok never changes after
+ * tok_new(). */
 int64_t tok_decode(const struct tok *t, const int32_t *ids, size_t n,
 		   bool render_special, char *buf, size_t cap);
 

@@ -11,8 +11,9 @@
  *    the Unicode White_Space set, which is what the reference tokenizers
  *    (and llama.cpp's unicode tables) use; PCRE2's own \s would also take
  *    U+180E. The pattern is JIT-compiled when PCRE2 can; a match that runs
- *    out of JIT stack (a very long run of spaces) is redone by the
- *    interpreter.
+ *    out of JIT stack is redone by the interpreter (defensive: these
+ *    patterns repeat single classes, which the JIT does without stack;
+ *    1 MiB of spaces matches fine).
  * 2. Each word is a list of symbols, one per byte, whose token is the
  *    byte's bytes_to_unicode character (GPT-2: printable Latin-1 bytes stand
  *    for themselves, the other 68 bytes for U+0100..U+0143).
