@@ -823,7 +823,7 @@ static int64_t piece(const struct tok *t, int32_t id, bool strip, bool render_sp
 int64_t tok_piece(const struct tok *t, int32_t id, bool strip_leading,
 		  bool render_special, char *buf, size_t cap)
 {
-	return piece(t, id, strip_leading, render_special, buf, cap);
+	return piece(t, id, strip_leading && t->add_space_prefix, render_special, buf, cap);
 }
 
 int64_t tok_decode(const struct tok *t, const int32_t *ids, size_t n,

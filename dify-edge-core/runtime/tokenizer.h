@@ -64,7 +64,8 @@ int64_t tok_encode(const struct tok *t, const char *text, size_t len,
 
 /* The bytes token id stands for, when decoded after the tokens before it
  * (SPM: the leading-space rule drops the space of the first piece when
- * strip_leading is set). Writes up to cap bytes; returns the full length,
+ * strip_leading is set; strip_leading does nothing where that rule is off,
+ * e.g. byte-level BPE, whose leading spaces are real). Writes up to cap bytes; returns the full length,
  * or a negative errno for an id out of range. Control tokens decode to "" 
  * unless render_special is set. */
 int64_t tok_piece(const struct tok *t, int32_t id, bool strip_leading,

@@ -626,6 +626,10 @@ static void test_bpe_bytes_and_errors(void **state)
 		assert_int_equal(tok_piece(t, i, false, false, one, sizeof(one)), 1);
 		assert_int_equal((unsigned char)one[0], i);
 	}
+	/* strip_leading is the SPM rule: a BPE space is text */
+	char sp[8];
+	assert_int_equal(tok_piece(t, tok_lookup(t, "\xc4\xa0" "a", 3), true, false, sp, sizeof(sp)), 2);
+	assert_memory_equal(sp, " a", 2);
 	assert_int_equal(tok_bpe_char_byte(0x144), -1);
 	assert_int_equal(tok_bpe_char_byte(0x20), -1); /* space is mapped to U+0120 */
 	/* all of ASCII and some multi-byte text round-trips */
