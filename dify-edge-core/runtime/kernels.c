@@ -382,8 +382,26 @@ SCALAR_MATMUL(matmul_f16_scalar, KT_F16)
 SCALAR_MATMUL(matmul_q8_0_scalar, KT_Q8_0)
 SCALAR_MATMUL(matmul_q4_0_scalar, KT_Q4_0)
 
+static uint64_t stream_read_scalar(const void *p, size_t n)
+{
+	const unsigned char *c = p;
+	uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, t;
+	size_t i = 0;
+
+	for (; i + 32 <= n; i += 32) {
+		memcpy(&t, c + i, 8); a0 ^= t;
+		memcpy(&t, c + i + 8, 8); a1 ^= t;
+		memcpy(&t, c + i + 16, 8); a2 ^= t;
+		memcpy(&t, c + i + 24, 8); a3 ^= t;
+	}
+	for (; i < n; i++)
+		a0 += c[i];
+	return a0 ^ a1 ^ a2 ^ a3;
+}
+
 const struct kern_ops kern_ops_scalar = {
 	.name = "scalar",
+	.stream_read = stream_read_scalar,
 	.matvec = {
 		[KT_F32] = matvec_f32_scalar,
 		[KT_F16] = matvec_f16_scalar,
@@ -555,4 +573,11 @@ void kern_matmul(enum ggml_type wt, const void *w, const void *xq, int64_t n,
 	if (!fn)
 		fn = kern_ops_scalar.matmul[kt];
 	fn(w, row_bytes(kt, k), xq, kern_prepare_size(wt, k), n, y, ldy, k, r0, r1);
+}
+
+uint64_t kern_stream_read(const void *p, size_t n)
+{
+	uint64_t (*fn)(const void *, size_t) = ops_now()->stream_read;
+
+	return (fn ? fn : stream_read_scalar)(p, n);
 }

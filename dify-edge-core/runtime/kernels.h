@@ -14,6 +14,12 @@
  * per-ISA versions (AVX2/FMA, AVX-512 on x86-64; NEON with dotprod on arm64)
  * chosen once at run time by kern_init() from the CPU's features;
  * kern_force_isa() pins one for tests and benchmarks.
+ *
+ * A prepared row (kern_prepare) starts with the plain vec-dot-type row (e.g.
+ * the GGUF Q8_0 blocks); what follows, up to kern_prepare_size() bytes, is
+ * private to the kernels (scales as f32, sums for Q4_0). Always size and
+ * step prepared buffers with kern_prepare_size(); it is a multiple of 64.
+ * See docs/runtime-kernels.md.
  */
 #ifndef KERNELS_H
 #define KERNELS_H
@@ -81,5 +87,11 @@ void kern_matvec(enum ggml_type wt, const void *w, const void *xq, float *y,
  * Y row-major with stride ldy floats. Tiled for weight reuse across j. */
 void kern_matmul(enum ggml_type wt, const void *w, const void *xq, int64_t n,
 		 float *y, int64_t ldy, int64_t k, int64_t r0, int64_t r1);
+
+/* Read the n bytes at p with the widest loads this CPU has and return a
+ * value that depends on every byte (so the reads cannot be optimized away):
+ * the memory read bandwidth probe of the benchmarks (the roofline that
+ * kern_matvec is measured against). */
+uint64_t kern_stream_read(const void *p, size_t n);
 
 #endif /* KERNELS_H */

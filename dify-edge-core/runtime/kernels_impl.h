@@ -52,6 +52,7 @@ struct kern_ops {
 	const char *name;
 	kern_matvec_fn matvec[KT_COUNT];
 	kern_matmul_fn matmul[KT_COUNT];
+	uint64_t (*stream_read)(const void *p, size_t n);
 };
 
 static inline size_t kern_prep_d_off(int64_t nb)
