@@ -396,15 +396,15 @@ static void test_threads_bitwise(void **state)
 
 struct resizer {
 	struct tpool *p;
-	volatile int stop;
-	long resizes;
+	int stop;      /* atomic */
+	long resizes;  /* read after join */
 };
 
 static void *resize_loop(void *arg)
 {
 	struct resizer *r = arg;
 	int n = 1;
-	while (!r->stop) {
+	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
 		n = n % 3 + 1;
 		assert_int_equal(tpool_resize(r->p, n), 0);
 		r->resizes++;
@@ -430,7 +430,7 @@ static void resize_case(const char *path, int n_gen, int rounds)
 		assert_int_equal(got.n, base.n);
 		assert_memory_equal(got.ids, base.ids, sizeof(int32_t) * (size_t)base.n);
 	}
-	r.stop = 1;
+	__atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
 	pthread_join(th, NULL);
 	print_message("%d generations of %d tokens during %ld resizes: same ids\n", rounds, n_gen, r.resizes);
 	assert_true(r.resizes > 0);
