@@ -36,6 +36,7 @@ struct route_counts {
 struct metrics {
 	pthread_mutex_t mu;
 	const char *const *names;
+	const char *const *methods;
 	int n_routes;
 	struct route_counts *rc;
 	uint64_t prompt_tokens, gen_tokens, rate_limited, cache_hits, cache_misses;
@@ -46,7 +47,7 @@ struct metrics {
 static const double ttft_bounds[] = { 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30 };
 static const double itl_bounds[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2 };
 
-struct metrics *metrics_new(const char *const *route_names, int n_routes)
+struct metrics *metrics_new(const char *const *route_names, const char *const *methods, int n_routes)
 {
 	struct metrics *m = calloc(1, sizeof(*m));
 	if (!m)
@@ -58,6 +59,7 @@ struct metrics *metrics_new(const char *const *route_names, int n_routes)
 	}
 	pthread_mutex_init(&m->mu, NULL);
 	m->names = route_names;
+	m->methods = methods;
 	m->n_routes = n_routes;
 	m->ttft.bounds = ttft_bounds;
 	m->ttft.n = (int)(sizeof(ttft_bounds) / sizeof(ttft_bounds[0]));
@@ -223,12 +225,17 @@ char *metrics_render(struct metrics *m, const struct metrics_gauges *g, size_t *
 		   "# TYPE dify_edge_http_requests_total counter\n");
 	for (int r = 0; r < m->n_routes; r++)
 		for (int i = 0; i < m->rc[r].used; i++) {
+			char code[16];
 			if (m->rc[r].codes[i])
-				fprintf(f, "dify_edge_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
-					m->names[r], m->rc[r].codes[i], (unsigned long long)m->rc[r].n[i]);
+				snprintf(code, sizeof(code), "%d", m->rc[r].codes[i]);
 			else
-				fprintf(f, "dify_edge_http_requests_total{route=\"%s\",status=\"other\"} %llu\n",
-					m->names[r], (unsigned long long)m->rc[r].n[i]);
+				snprintf(code, sizeof(code), "other");
+			if (m->methods)
+				fprintf(f, "dify_edge_http_requests_total{method=\"%s\",route=\"%s\",status=\"%s\"} %llu\n",
+					m->methods[r], m->names[r], code, (unsigned long long)m->rc[r].n[i]);
+			else
+				fprintf(f, "dify_edge_http_requests_total{route=\"%s\",status=\"%s\"} %llu\n",
+					m->names[r], code, (unsigned long long)m->rc[r].n[i]);
 		}
 	put_counter(f, "dify_edge_prompt_tokens_total", "Prompt tokens processed.", m->prompt_tokens);
 	put_counter(f, "dify_edge_generated_tokens_total", "Tokens generated.", m->gen_tokens);

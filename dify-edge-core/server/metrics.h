@@ -16,8 +16,9 @@
 
 struct metrics;
 
-/* Routes are numbered by the caller; names are borrowed (static strings). */
-struct metrics *metrics_new(const char *const *route_names, int n_routes);
+/* Routes are numbered by the caller; names and methods are borrowed (static
+ * strings); methods may be NULL (then no method label is written). */
+struct metrics *metrics_new(const char *const *route_names, const char *const *methods, int n_routes);
 void metrics_free(struct metrics *m); /* NULL is a no-op */
 
 void metrics_request(struct metrics *m, int route, int status);

@@ -35,6 +35,7 @@ struct sched_slot {
 	int idx;
 	pthread_t th;
 	bool started;
+	struct sched_job *running; /* under s->mu */
 };
 
 struct sched {
@@ -265,6 +266,9 @@ static void *slot_main(void *arg)
 		s->head = (s->head + 1) % s->ringsz;
 		s->count--;
 		s->busy++;
+		sl->running = j;
+		if (s->stopping)
+			sched_job_cancel(j);
 		pthread_mutex_unlock(&s->mu);
 
 		pthread_mutex_lock(&j->mu);
@@ -278,6 +282,7 @@ static void *slot_main(void *arg)
 		sched_job_unref(j);
 
 		pthread_mutex_lock(&s->mu);
+		sl->running = NULL;
 		s->busy--;
 		if (was_cancelled)
 			s->cancelled++;
@@ -339,9 +344,13 @@ void sched_free(struct sched *s)
 	pthread_mutex_lock(&s->mu);
 	s->accepting = false;
 	s->stopping = true;
-	/* cancel what is still queued; slots skip cancelled jobs quickly */
+	/* cancel what is queued (slots skip it) and what is running (it stops
+	 * at its next token) */
 	for (int i = 0; i < s->count; i++)
 		sched_job_cancel(s->ring[(s->head + i) % s->ringsz]);
+	for (int i = 0; s->slots && i < s->n_slots; i++)
+		if (s->slots[i].running)
+			sched_job_cancel(s->slots[i].running);
 	pthread_cond_broadcast(&s->cv_work);
 	pthread_mutex_unlock(&s->mu);
 	for (int i = 0; s->slots && i < s->n_slots; i++)

@@ -38,7 +38,8 @@ typedef void (*sched_run_fn)(void *ud, int slot, struct sched_job *job);
 
 struct sched *sched_new(int n_slots, int queue_cap, sched_run_fn run, void *ud,
 			char *err, size_t errlen);
-/* Cancels queued jobs, waits for running ones, joins the slots. NULL ok. */
+/* Cancels queued and running jobs, waits for the slots to stop, joins
+ * them. NULL is a no-op. */
 void sched_free(struct sched *s);
 
 /* 0, -EAGAIN (queue full), -ESHUTDOWN (draining). Takes a reference. */

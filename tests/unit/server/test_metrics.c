@@ -16,7 +16,7 @@ static const char *const routes[] = { "/health", "/v1/completions" };
 
 static void test_render(void **state)
 {
-	struct metrics *m = metrics_new(routes, 2);
+	struct metrics *m = metrics_new(routes, NULL, 2);
 	struct metrics_gauges g = { .queue_len = 3, .slots_busy = 2, .slots_total = 4, .pool_threads = 2, .je_allocated = -1 };
 	size_t len;
 	metrics_request(m, 0, 200);
@@ -53,7 +53,7 @@ static void test_render(void **state)
 
 static void test_status_fold(void **state)
 {
-	struct metrics *m = metrics_new(routes, 2);
+	struct metrics *m = metrics_new(routes, NULL, 2);
 	for (int code = 200; code < 240; code++)
 		metrics_request(m, 1, code);
 	char *s = metrics_render(m, NULL, NULL);
