@@ -15,6 +15,7 @@
  * splits (checked word by word through tok_bpe_split).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -745,6 +746,64 @@ static void test_long_whitespace(void **state)
 	gguf_close(g);
 }
 
+/* ------------------------------------------------------------ threads */
+
+struct par_arg {
+	const struct tok *t;
+	const char *text;
+	size_t len;
+	const int32_t *want;
+	int64_t n_want;
+	int bad;
+};
+
+static void *par_worker(void *p)
+{
+	struct par_arg *a = p;
+	int32_t *ids = malloc((size_t)(a->n_want + 1) * sizeof(*ids));
+	for (int r = 0; ids && r < 20; r++) {
+		int64_t n = tok_encode(a->t, a->text, a->len, r & 1, false, ids, (size_t)a->n_want + 1);
+		size_t off = r & 1;
+		if (n != a->n_want + (int64_t)off ||
+		    memcmp(ids + off, a->want, (size_t)a->n_want * sizeof(*ids)) != 0)
+			a->bad++;
+	}
+	free(ids);
+	return NULL;
+}
+
+/* One tok shared by four threads encoding at once gives each the same ids
+ * as a lone call (run under TSan too: make SANITIZE=thread). */
+static void test_concurrent(void **state)
+{
+	static const char *const files[] = { "ggml-vocab-llama-spm.gguf", "ggml-vocab-gpt-2.gguf" };
+	(void)state;
+	for (size_t f = 0; f < 2; f++) {
+		struct open_tok o;
+		if (!open_real(files[f], &o)) {
+			skip();
+			return;
+		}
+		static const char text[] = "Hello, y'all! How are you \xf0\x9f\x98\x81 ?\xe6\x88\x91\xe6\x83\xb3 "
+			"\t 3333 ------======= I've been 'told he's there\n\n";
+		int32_t want[256];
+		int64_t n = tok_encode(o.t, text, sizeof(text) - 1, false, false, want, 256);
+		assert_true(n > 10 && n < 256);
+		pthread_t th[4];
+		struct par_arg a[4];
+		for (int i = 0; i < 4; i++) {
+			a[i] = (struct par_arg){ .t = o.t, .text = text, .len = sizeof(text) - 1,
+						 .want = want, .n_want = n };
+			assert_int_equal(pthread_create(&th[i], NULL, par_worker, &a[i]), 0);
+		}
+		for (int i = 0; i < 4; i++) {
+			pthread_join(th[i], NULL);
+			assert_int_equal(a[i].bad, 0);
+		}
+		close_tok(&o);
+	}
+}
+
 /* --------------------------------------------------------------- errors */
 
 struct err_case {
@@ -830,6 +889,7 @@ int main(void)
 		cmocka_unit_test(test_bpe_bytes_and_errors),
 		cmocka_unit_test(test_pre_splits),
 		cmocka_unit_test(test_long_whitespace),
+		cmocka_unit_test(test_concurrent),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_speed),
 	};
