@@ -435,7 +435,16 @@ static const struct kern_ops *isa_table(enum kern_isa isa)
 	case KERN_ISA_AVX512: return &kern_ops_avx512;
 #endif
 #if defined(__aarch64__)
-	case KERN_ISA_NEON: return &kern_ops_neon;
+#if defined(__linux__)
+	case KERN_ISA_NEON:
+	{
+		/* kernels_neon.c is built with +dotprod+fp16: all three */
+		unsigned long need = HWCAP_ASIMDDP | HWCAP_FPHP | HWCAP_ASIMDHP;
+		return (getauxval(AT_HWCAP) & need) == need ? &kern_ops_neon : &kern_ops_neon_plain;
+	}
+#else
+	case KERN_ISA_NEON: return &kern_ops_neon_plain;
+#endif
 #endif
 	default: return NULL;
 	}
@@ -472,13 +481,10 @@ static int cpu_has(enum kern_isa isa)
 #endif
 #if defined(__aarch64__)
 	case KERN_ISA_NEON:
-		/* The NEON file is built for armv8.2-a+dotprod+fp16. */
-#if defined(__linux__)
-		return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) && (getauxval(AT_HWCAP) & HWCAP_FPHP) &&
-		       (getauxval(AT_HWCAP) & HWCAP_ASIMDHP);
-#else
-		return 0;
-#endif
+		/* ASIMD is part of every ARMv8-A core; isa_table() picks the
+		 * SDOT build (kernels_neon.c, armv8.2-a+dotprod+fp16: also
+		 * needs the half-precision features) or the plain one. */
+		return 1;
 #endif
 	default:
 		return 0;

@@ -71,7 +71,8 @@ extern const struct kern_ops kern_ops_avx2;
 extern const struct kern_ops kern_ops_avx512;
 #endif
 #if defined(__aarch64__)
-extern const struct kern_ops kern_ops_neon;
+extern const struct kern_ops kern_ops_neon;        /* with SDOT (kernels_neon.c) */
+extern const struct kern_ops kern_ops_neon_plain;  /* without (kernels_arm64.c) */
 #endif
 
 #endif /* KERNELS_IMPL_H */
