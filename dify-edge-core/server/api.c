@@ -341,6 +341,10 @@ static int parse_gen(json_t *o, struct api_gen *g, bool chat, struct api_error *
 	if (get_bool(o, "stream", &b, e) < 0)
 		return -1;
 	g->stream = b;
+	b = false;
+	if (get_bool(o, "ignore_eos", &b, e) < 0)
+		return -1;
+	g->ignore_eos = b;
 	v = json_object_get(o, "stream_options");
 	if (v && !json_is_null(v)) {
 		if (!json_is_object(v))

@@ -54,6 +54,7 @@ struct api_gen {
 	size_t n_stop;
 	bool stream;
 	bool include_usage;    /* stream_options.include_usage */
+	bool ignore_eos;       /* extension (llama.cpp): do not stop at EOG tokens */
 	char *model;           /* as sent, or NULL */
 };
 

@@ -200,6 +200,7 @@ struct job {
 	/* GEN */
 	int32_t *prompt;
 	int64_t n_prompt, max_tokens;
+	bool ignore_eos;
 	struct sampler_params sp;
 	char *stop[API_MAX_STOP + 1];
 	size_t n_stop;
@@ -371,6 +372,7 @@ static void run_job(void *ud, int slot_idx, struct sched_job *sj)
 		struct gen_params gp = {
 			.max_tokens = j->max_tokens,
 			.n_stop = j->n_stop,
+			.ignore_eog = j->ignore_eos,
 			.on_text = on_gen_text,
 			.on_token = on_gen_token,
 			.arg = &sr,
@@ -753,6 +755,7 @@ static void do_generate(struct srv *s, struct http_req *r, bool chat, const stru
 		goto out;
 	}
 	j->max_tokens = g->max_tokens >= 0 ? g->max_tokens : s->cfg.n_predict;
+	j->ignore_eos = g->ignore_eos;
 	sampler_params_default(&j->sp);
 	j->sp.temp = (float)g->temperature;
 	j->sp.top_p = (float)g->top_p;
