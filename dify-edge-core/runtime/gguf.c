@@ -25,6 +25,13 @@
  *
  * Every refusal is one line: "<file>: offset <N>: <problem>", N being the
  * byte offset of the field at fault.
+ *
+ * The parse functions return at the first error instead of the usual single
+ * "goto out" exit: everything they allocate hangs off struct gguf_file as
+ * soon as it is allocated (counts are bumped before anything can fail), so
+ * they have nothing of their own to undo; finish_open() frees the whole
+ * file with file_free() on any failure. A gguf_file is never written after
+ * open, so any number of threads may read it at once.
  */
 #include <errno.h>
 #include <fcntl.h>

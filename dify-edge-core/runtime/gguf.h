@@ -10,6 +10,8 @@
  * Multi-byte values in the mapping may be unaligned: read them through the
  * accessors, or memcpy.
  *
+ * A gguf_file is immutable once open: any number of threads may read it.
+ *
  * Errors: functions return 0 or a negative errno value; those that take
  * (err, errlen) write one line naming the file, the byte offset and the
  * problem, e.g. "model.gguf: offset 24: tensor count 2^62 overflows".
