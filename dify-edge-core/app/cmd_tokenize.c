@@ -10,7 +10,8 @@
  * (escaped) after its id, one token per line, for looking at a split.
  *
  * Exit status: 0; 2 for bad usage or bad input (no model, a model without a
- * tokenizer, text the tokenizer cannot take); 1 when reading stdin fails.
+ * tokenizer, text the tokenizer cannot take: invalid UTF-8 for byte-level
+ * BPE, more than TOK_MAX_TEXT bytes); 1 when reading stdin fails.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -176,6 +177,11 @@ int cmd_tokenize(int argc, char **argv)
 	if (n == -EINVAL) {
 		fprintf(stderr, "dify-edge: tokenize: stdin: text is not valid UTF-8 (the %s tokenizer needs UTF-8)\n",
 			tok_kind(t) == TOK_KIND_BPE ? "byte-level BPE" : "SentencePiece");
+		goto out;
+	}
+	if (n == -E2BIG) {
+		fprintf(stderr, "dify-edge: tokenize: stdin: %zu bytes is more than the %zu a call takes\n",
+			len, (size_t)TOK_MAX_TEXT);
 		goto out;
 	}
 	if (n < 0) {

@@ -693,6 +693,10 @@ int64_t tok_encode(const struct tok *t, const char *text, size_t len,
 		ret = -EINVAL;
 		goto out;
 	}
+	if (len > TOK_MAX_TEXT) { /* symbol indices and offsets are 32-bit */
+		ret = -E2BIG;
+		goto out;
+	}
 	if (t->kind == TOK_KIND_BPE && !tok_utf8_valid(text, len)) {
 		ret = -EINVAL;
 		goto out;

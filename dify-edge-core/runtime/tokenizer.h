@@ -25,6 +25,8 @@
 
 struct tok;
 
+#define TOK_MAX_TEXT ((size_t)1 << 28) /* bytes tok_encode takes at once (256 MiB) */
+
 enum tok_kind { TOK_KIND_SPM = 1, TOK_KIND_BPE = 2 };
 
 /* Build from metadata; NULL on failure with one line in err. */
@@ -57,17 +59,18 @@ const char *tok_text(const struct tok *t, int32_t id, size_t *len);
 /* Encode len bytes of text. Writes at most cap ids to out and returns the
  * number of ids the full encoding has (so a return > cap means: retry with a
  * bigger buffer), or a negative errno (-EINVAL: text is not valid UTF-8 where
- * the vocabulary needs it). add_bos prepends BOS; parse_special matches
- * special/control token texts inside the text. */
+ * the vocabulary needs it; -E2BIG: more than TOK_MAX_TEXT bytes; -ENOMEM).
+ * add_bos prepends BOS; parse_special matches special/control token texts
+ * inside the text (user-defined tokens are always matched). */
 int64_t tok_encode(const struct tok *t, const char *text, size_t len,
 		   bool add_bos, bool parse_special, int32_t *out, size_t cap);
 
-/* The bytes token id stands for, when decoded after the tokens before it
- * (SPM: the leading-space rule drops the space of the first piece when
- * strip_leading is set; strip_leading does nothing where that rule is off,
- * e.g. byte-level BPE, whose leading spaces are real). Writes up to cap bytes; returns the full length,
- * or a negative errno for an id out of range. Control tokens decode to "" 
- * unless render_special is set. */
+/* The bytes token id stands for, when decoded after the tokens before it.
+ * strip_leading drops the space of the first piece under the SPM
+ * leading-space rule and does nothing where that rule is off (byte-level
+ * BPE, whose leading spaces are real). Writes up to cap bytes; returns the
+ * full length, or -EINVAL for an id out of range. Control and unknown
+ * tokens decode to "" unless render_special is set. */
 int64_t tok_piece(const struct tok *t, int32_t id, bool strip_leading,
 		  bool render_special, char *buf, size_t cap);
 
