@@ -11,7 +11,7 @@
  * A session (model_ctx) is planned at creation: for n_batch tokens it
  * allocates the residual stream x, the normalized xn, q/k/v, the attention
  * output, the FFN gate/up, the per-head score rows, the rotary tables, the
- * prepared (quantized) activations for each vec-dot type the weights need,
+ * prepared (quantized) activations for each weight type the model uses,
  * the logits of one token, and the KV cache laid out per layer as
  * [kv head][position][head dim] (f32), so that one head's keys are
  * contiguous rows.
@@ -41,7 +41,11 @@
 #include "dify-edge-core/runtime/ops.h"
 
 #define CHUNK_ROWS 32
-#define N_SLOTS 3 /* prepared activations per vec-dot type: F32, F16, Q8_0 */
+/* Prepared activations, one buffer per weight type: kern_prepare's layout
+ * depends on the weight type, not only on its vec-dot type (Q4_0 adds
+ * per-block sums to the Q8_0 blocks), so a model mixing types (a Q4_0 model
+ * with a Q8_0 output matrix) prepares each input once per type it meets. */
+#define N_SLOTS 4
 
 struct layer {
 	const struct gguf_tensor *attn_norm, *wq, *wk, *wv, *wo;
@@ -71,7 +75,7 @@ struct model_ctx {
 	float *scores;    /* [n_head][n_ctx] */
 	float *rope_cs;   /* [n_batch][n_rot] cos/sin pairs */
 	float *logits;    /* [n_vocab] */
-	void *xq[N_SLOTS];/* [n_batch][prepared row] */
+	void *xq[N_SLOTS];/* per weight type: [n_batch][prepared row of k] */
 	bool have_logits;
 	/* the job of the current forward pass */
 	const int32_t *job_tokens;
@@ -407,10 +411,11 @@ enum ggml_type model_weight_type(const struct model *m) { return m->wtype; }
 
 static int slot_of(enum ggml_type wt)
 {
-	switch (kern_vec_dot_type(wt)) {
+	switch (wt) {
 	case GGML_TYPE_F32: return 0;
 	case GGML_TYPE_F16: return 1;
-	default: return 2;
+	case GGML_TYPE_Q8_0: return 2;
+	default: return 3; /* Q4_0: load admits nothing else */
 	}
 }
 
@@ -573,7 +578,7 @@ static inline size_t prep_stride(enum ggml_type wt, int64_t k)
 	return kern_prepare_size(wt, k);
 }
 
-/* Matrix W (rows out of k) times the prepared rows of slot(W): rows [r0,r1)
+/* Matrix W (rows out of k) times the rows prepared for W's type: rows [r0,r1)
  * of Y[j][r] (ldy floats apart) for j < B. */
 static void mat_rows(struct model_ctx *c, const struct gguf_tensor *W, int64_t B,
 		     float *y, int64_t ldy, int64_t r0, int64_t r1)
@@ -586,8 +591,8 @@ static void mat_rows(struct model_ctx *c, const struct gguf_tensor *W, int64_t B
 		kern_matmul(W->type, W->data, xq, B, y, ldy, k, r0, r1);
 }
 
-/* Prepare B rows of src (k floats each, stride k) for each distinct slot
- * among the weights ws[0..nw). One call per token row. */
+/* Prepare row j of the input (k floats at src) for each distinct weight
+ * type among ws[0..nw). One call per token row. */
 static void prepare_row(struct model_ctx *c, const float *src, int64_t j, int64_t k,
 			const struct gguf_tensor *const *ws, int nw)
 {

@@ -24,21 +24,30 @@
 
 #include "dify-edge-core/runtime/gguf.h"
 
-struct ref_layer {
-	double *attn_norm, *wq, *wk, *wv, *bq, *bk, *bv, *wo;
-	double *ffn_norm, *wg, *wu, *wd;
+/* A matrix decoded to doubles, with the type it is stored in. */
+struct ref_mat {
+	double *d;
+	enum ggml_type type;
 };
 
-/* How the inputs of every matrix product are rounded first, to model what
- * the runtime's kernels do to activations (REF_ACT_EXACT: not at all). */
+struct ref_layer {
+	double *attn_norm, *bq, *bk, *bv, *ffn_norm;
+	struct ref_mat wq, wk, wv, wo, wg, wu, wd;
+};
+
+/* How the input of a matrix product is rounded first, to model what the
+ * runtime's kernels do to activations: nothing for F32 weights, f16 for F16,
+ * Q8_0 blocks for Q8_0 and Q4_0 weights. */
 enum ref_act { REF_ACT_EXACT = 0, REF_ACT_F16, REF_ACT_Q8_0 };
 
 struct ref_model {
 	int qwen;
-	enum ref_act act;
+	int emulate; /* 0: exact inputs; 1: round them as the kernels do */
 	int64_t E, L, F, H, HKV, HD, NROT, V;
 	double eps, base, fscale;
-	double *tok_embd, *out_norm, *output;
+	double *tok_embd, *out_norm;
+	struct ref_mat output; /* .d NULL when tied */
+	enum ggml_type tok_type;
 	struct ref_layer *layers;
 };
 
@@ -58,11 +67,13 @@ static double ref_half(uint16_t h)
 static uint16_t ref_rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 
 /* Decode a whole tensor (ne0 * rows elements) into doubles; NULL if absent. */
-static double *ref_tensor(const struct gguf_file *g, const char *name)
+static double *ref_tensor_t(const struct gguf_file *g, const char *name, enum ggml_type *type)
 {
 	const struct gguf_tensor *t = gguf_find_tensor(g, name);
 	if (!t)
 		return NULL;
+	if (type)
+		*type = t->type;
 	int64_t n = t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
 	double *out = malloc((size_t)n * sizeof(double));
 	const uint8_t *p = t->data;
@@ -95,6 +106,18 @@ static double *ref_tensor(const struct gguf_file *g, const char *name)
 		}
 	}
 	return out;
+}
+
+static double *ref_tensor(const struct gguf_file *g, const char *name)
+{
+	return ref_tensor_t(g, name, NULL);
+}
+
+static struct ref_mat ref_matrix(const struct gguf_file *g, const char *name)
+{
+	struct ref_mat m = { .d = NULL, .type = GGML_TYPE_F32 };
+	m.d = ref_tensor_t(g, name, &m.type);
+	return m;
 }
 
 static int64_t ref_meta(const struct gguf_file *g, const char *arch, const char *k, int64_t dflt)
@@ -134,27 +157,27 @@ static int ref_load(struct ref_model *r, const struct gguf_file *g)
 	r->base = ref_metaf(g, arch, "rope.freq_base", 10000.0);
 	r->fscale = 1.0 / ref_metaf(g, arch, "rope.scaling.factor", 1.0);
 	r->V = gguf_find_tensor(g, "token_embd.weight")->ne[1];
-	r->tok_embd = ref_tensor(g, "token_embd.weight");
+	r->tok_embd = ref_tensor_t(g, "token_embd.weight", &r->tok_type);
 	r->out_norm = ref_tensor(g, "output_norm.weight");
-	r->output = ref_tensor(g, "output.weight");
+	r->output = ref_matrix(g, "output.weight");
 	r->layers = calloc((size_t)r->L, sizeof(*r->layers));
 	for (int64_t l = 0; l < r->L; l++) {
 		struct ref_layer *y = &r->layers[l];
-#define T(field, suffix) (snprintf(name, sizeof(name), "blk.%lld." suffix, (long long)l), y->field = ref_tensor(g, name))
-		T(attn_norm, "attn_norm.weight");
-		T(wq, "attn_q.weight");
-		T(wk, "attn_k.weight");
-		T(wv, "attn_v.weight");
-		T(bq, "attn_q.bias");
-		T(bk, "attn_k.bias");
-		T(bv, "attn_v.bias");
-		T(wo, "attn_output.weight");
-		T(ffn_norm, "ffn_norm.weight");
-		T(wg, "ffn_gate.weight");
-		T(wu, "ffn_up.weight");
-		T(wd, "ffn_down.weight");
-#undef T
-		if (!y->wq || !y->wk || !y->wv || !y->wo || !y->wg || !y->wu || !y->wd)
+#define NAME(suffix) (snprintf(name, sizeof(name), "blk.%lld." suffix, (long long)l), name)
+		y->attn_norm = ref_tensor(g, NAME("attn_norm.weight"));
+		y->wq = ref_matrix(g, NAME("attn_q.weight"));
+		y->wk = ref_matrix(g, NAME("attn_k.weight"));
+		y->wv = ref_matrix(g, NAME("attn_v.weight"));
+		y->bq = ref_tensor(g, NAME("attn_q.bias"));
+		y->bk = ref_tensor(g, NAME("attn_k.bias"));
+		y->bv = ref_tensor(g, NAME("attn_v.bias"));
+		y->wo = ref_matrix(g, NAME("attn_output.weight"));
+		y->ffn_norm = ref_tensor(g, NAME("ffn_norm.weight"));
+		y->wg = ref_matrix(g, NAME("ffn_gate.weight"));
+		y->wu = ref_matrix(g, NAME("ffn_up.weight"));
+		y->wd = ref_matrix(g, NAME("ffn_down.weight"));
+#undef NAME
+		if (!y->wq.d || !y->wk.d || !y->wv.d || !y->wo.d || !y->wg.d || !y->wu.d || !y->wd.d)
 			return -1;
 	}
 	return r->E && r->L && r->tok_embd ? 0 : -1;
@@ -164,11 +187,11 @@ static void ref_free(struct ref_model *r)
 {
 	free(r->tok_embd);
 	free(r->out_norm);
-	free(r->output);
+	free(r->output.d);
 	for (int64_t l = 0; l < r->L; l++) {
 		struct ref_layer *y = &r->layers[l];
-		double *all[] = { y->attn_norm, y->wq, y->wk, y->wv, y->bq, y->bk, y->bv,
-				  y->wo, y->ffn_norm, y->wg, y->wu, y->wd };
+		double *all[] = { y->attn_norm, y->wq.d, y->wk.d, y->wv.d, y->bq, y->bk, y->bv,
+				  y->wo.d, y->ffn_norm, y->wg.d, y->wu.d, y->wd.d };
 		for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 			free(all[i]);
 	}
@@ -209,13 +232,16 @@ static void ref_round_act(enum ref_act act, double *out, const double *x, int64_
 	}
 }
 
-static enum ref_act ref_cur_act;
+static int ref_cur_emulate;
 
 /* y[rows] = W[rows][k] round(x[k]) (+ b) */
-static void ref_mv(double *y, const double *W, const double *x_in, int64_t rows, int64_t k, const double *b)
+static void ref_mv(double *y, struct ref_mat Wm, const double *x_in, int64_t rows, int64_t k, const double *b)
 {
+	const double *W = Wm.d;
+	enum ref_act act = !ref_cur_emulate || Wm.type == GGML_TYPE_F32 ? REF_ACT_EXACT
+			   : Wm.type == GGML_TYPE_F16 ? REF_ACT_F16 : REF_ACT_Q8_0;
 	double *x = malloc((size_t)k * sizeof(double));
-	ref_round_act(ref_cur_act, x, x_in, k);
+	ref_round_act(act, x, x_in, k);
 	for (int64_t r = 0; r < rows; r++) {
 		double s = b ? b[r] : 0;
 		for (int64_t i = 0; i < k; i++)
@@ -264,7 +290,7 @@ static void ref_forward(const struct ref_model *r, const int32_t *toks, int64_t 
 	double *g = malloc((size_t)F * sizeof(double));
 	double *u = malloc((size_t)F * sizeof(double));
 	double *sc = malloc((size_t)n * sizeof(double));
-	ref_cur_act = r->act;
+	ref_cur_emulate = r->emulate;
 	for (int64_t t = 0; t < n; t++)
 		memcpy(x + t * E, r->tok_embd + (int64_t)toks[t] * E, (size_t)E * sizeof(double));
 	for (int64_t l = 0; l < r->L; l++) {
@@ -318,7 +344,9 @@ static void ref_forward(const struct ref_model *r, const int32_t *toks, int64_t 
 		if (hidden)
 			memcpy(hidden + t * E, h, (size_t)E * sizeof(double));
 		if (logits)
-			ref_mv(logits + t * r->V, r->output ? r->output : r->tok_embd, h, r->V, E, NULL);
+			ref_mv(logits + t * r->V,
+			       r->output.d ? r->output : (struct ref_mat){ r->tok_embd, r->tok_type },
+			       h, r->V, E, NULL);
 	}
 	free(x); free(h); free(q); free(k); free(v); free(a); free(o); free(g); free(u); free(sc);
 }

@@ -183,6 +183,7 @@ struct ref_case {
 	enum model_arch arch;
 	enum ggml_type type;
 	bool tied;
+	bool mixed; /* some matrices in other types (see mixed_types) */
 	/* max |logit - ref| / rms(ref logits) allowed against the exact
 	 * reference, and against the reference that rounds activations the way
 	 * the kernels do (see the comment below) */
@@ -227,6 +228,21 @@ static const struct ref_case ref_cases[] = {
 	{ .arch = MODEL_ARCH_QWEN2, .type = GGML_TYPE_Q4_0, .tol = 1.5e-1, .tol_emul = 3e-2 },
 	{ .arch = MODEL_ARCH_LLAMA, .type = GGML_TYPE_Q8_0, .tied = true, .tol = 1.5e-1, .tol_emul = 3e-2 },
 	{ .arch = MODEL_ARCH_QWEN2, .type = GGML_TYPE_Q4_0, .tied = true, .tol = 1.5e-1, .tol_emul = 3e-2 },
+	{ .arch = MODEL_ARCH_LLAMA, .type = GGML_TYPE_Q4_0, .mixed = true, .tol = 1.5e-1, .tol_emul = 3e-2 },
+	{ .arch = MODEL_ARCH_QWEN2, .type = GGML_TYPE_Q8_0, .mixed = true, .tol = 1.5e-1, .tol_emul = 3e-2 },
+};
+
+/* A model whose matrices are not all one type (as llama.cpp's quantizer
+ * writes them: e.g. a Q4_0 model with a Q8_0 output matrix): every input
+ * gets prepared for each type that reads it. */
+static const struct {
+	const char *name;
+	enum ggml_type type;
+} mixed_types[MODEL_RANDOM_MAX_OVERRIDES] = {
+	{ "output.weight", GGML_TYPE_Q8_0 },
+	{ "blk.0.attn_k.weight", GGML_TYPE_F16 },
+	{ "blk.0.ffn_up.weight", GGML_TYPE_Q4_0 },
+	{ "blk.1.ffn_down.weight", GGML_TYPE_F32 },
 };
 
 #define NTOK 11
@@ -257,6 +273,13 @@ static void test_ref_logits(void **state)
 		struct model_random_spec s;
 		small_spec(&s, rc->arch, rc->type);
 		s.tied = rc->tied;
+		if (rc->mixed) {
+			for (int i = 0; i < MODEL_RANDOM_MAX_OVERRIDES; i++) {
+				s.override[i].name = mixed_types[i].name;
+				s.override[i].type = mixed_types[i].type;
+			}
+			s.n_override = MODEL_RANDOM_MAX_OVERRIDES;
+		}
 		write_model(&s, path, sizeof(path));
 
 		struct model *m = NULL;
@@ -269,8 +292,7 @@ static void test_ref_logits(void **state)
 		double *rle = malloc(sizeof(double) * (size_t)(NTOK * V));
 		double *rh = malloc(sizeof(double) * (size_t)(NTOK * E));
 		ref_forward(&ref, toks, NTOK, rl, rh);
-		ref.act = rc->type == GGML_TYPE_F32 ? REF_ACT_EXACT
-			  : rc->type == GGML_TYPE_F16 ? REF_ACT_F16 : REF_ACT_Q8_0;
+		ref.emulate = 1;
 		ref_forward(&ref, toks, NTOK, rle, NULL);
 
 		float *lg = malloc(sizeof(float) * (size_t)(NTOK * V));
@@ -295,7 +317,7 @@ static void test_ref_logits(void **state)
 				if (e > rc->tol || ee > rc->tol_emul)
 					print_message("%s %s%s isa %s: position %d error %.3g (tol %.3g), vs rounding reference %.3g (tol %.3g)\n",
 						      model_arch_name(rc->arch), ggml_type_name(rc->type),
-						      rc->tied ? " tied" : "", kern_isa_name(kern_isa()), t, e, rc->tol,
+						      rc->tied ? " tied" : rc->mixed ? " mixed" : "", kern_isa_name(kern_isa()), t, e, rc->tol,
 						      ee, rc->tol_emul);
 				assert_true(e <= rc->tol);
 				assert_true(ee <= rc->tol_emul);
@@ -306,7 +328,7 @@ static void test_ref_logits(void **state)
 			if (isa_pass == 0)
 				print_message("%s %-4s%s: %d of %d positions within 1e-4 of the rounding reference\n",
 					      model_arch_name(rc->arch), ggml_type_name(rc->type),
-					      rc->tied ? " tied" : "", exact_positions, NTOK);
+					      rc->tied ? " tied" : rc->mixed ? " mixed" : "", exact_positions, NTOK);
 			/* token by token: the matvec path and the KV cache across calls */
 			model_ctx_reset(c);
 			for (int t = 0; t < NTOK; t++) {
@@ -347,7 +369,7 @@ static void test_ref_logits(void **state)
 				kern_force_isa(best);
 		}
 		print_message("%s %-4s%s: max relative logit error %.3g (tol %.2g); vs activation-rounding reference %.3g (tol %.2g)\n",
-			      model_arch_name(rc->arch), ggml_type_name(rc->type), rc->tied ? " tied" : "",
+			      model_arch_name(rc->arch), ggml_type_name(rc->type), rc->tied ? " tied" : rc->mixed ? " mixed" : "",
 			      worst, rc->tol, worst_emul, rc->tol_emul);
 		free(lg);
 		free(lg1);
