@@ -13,7 +13,8 @@
  *  - every id is in range;
  *  - BPE always, SPM without parse_special for valid UTF-8 without U+2581:
  *    decoding with render_special gives the text back (after the BOS);
- *  - BPE refuses exactly the texts that are not valid UTF-8.
+ *  - BPE refuses exactly the texts that are not valid UTF-8;
+ *  - SPM word-by-word merging (tok_spm_chunks_ok) equals whole-text merging.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -153,6 +154,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (int64_t i = 0; i < n; i++)
 		if (ids[i] < 0 || ids[i] >= tok_n_vocab(t))
 			abort();
+	/* SPM: merging word by word must give what one merge over the whole
+	 * text gives (a shallow copy with the shortcut off shares the tables) */
+	if (tok_kind(t) == TOK_KIND_SPM && t->spm_chunks) {
+		struct tok whole = *t;
+		whole.spm_chunks = false;
+		int32_t *ids2 = malloc(((size_t)n + 1) * sizeof(*ids2));
+		if (ids2) {
+			if (tok_encode(&whole, text, len, bos, special, ids2, (size_t)n + 1) != n ||
+			    memcmp(ids, ids2, (size_t)n * sizeof(*ids)) != 0)
+				abort();
+			free(ids2);
+		}
+	}
 	size_t skip = bos && tok_bos(t) >= 0 ? 1 : 0;
 	/* SPM round-trips valid UTF-8 without U+2581 (the escaped space itself
 	 * decodes to a space; an invalid sequence can swallow an escaped space
