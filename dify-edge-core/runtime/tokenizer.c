@@ -535,13 +535,15 @@ struct tok *tok_new(const struct gguf_file *g, char *err, size_t errlen)
 		if (tok_bpe_init(t, err, errlen) < 0)
 			goto fail;
 	}
-	return t;
+	goto out;
 
 nomem:
 	snprintf(err, errlen, "%s: tokenizer: out of memory", path);
 fail:
 	tok_free(t);
-	return NULL;
+	t = NULL;
+out:
+	return t;
 }
 
 void tok_free(struct tok *t)
@@ -833,16 +835,19 @@ int64_t tok_piece(const struct tok *t, int32_t id, bool strip_leading,
 int64_t tok_decode(const struct tok *t, const int32_t *ids, size_t n,
 		   bool render_special, char *buf, size_t cap)
 {
-	size_t total = 0;
+	int64_t total = 0;
 	bool strip = t->add_space_prefix;
 	for (size_t i = 0; i < n; i++) {
+		size_t at = (size_t)total;
 		int64_t r = piece(t, ids[i], strip, render_special,
-				  total < cap ? buf + total : NULL, total < cap ? cap - total : 0);
-		if (r < 0)
-			return r;
+				  at < cap ? buf + at : NULL, at < cap ? cap - at : 0);
+		if (r < 0) {
+			total = r;
+			break;
+		}
 		if (r > 0 || !(t->tokens[ids[i]].attr & (TOK_ATTR_CONTROL | TOK_ATTR_UNKNOWN)))
 			strip = false;
-		total += (size_t)r;
+		total += r;
 	}
-	return (int64_t)total;
+	return total;
 }

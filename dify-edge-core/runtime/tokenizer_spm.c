@@ -187,9 +187,11 @@ int tok_spm_encode(const struct tok *t, const char *text, size_t len,
 		n_sp += text[i] == ' ';
 	size_t blen = len + (size_t)prefix_space + 2 * n_sp;
 	if (blen == 0)
-		return 0;
-	if (blen > UINT32_MAX / 2)
-		return -E2BIG;
+		goto out;
+	if (blen > UINT32_MAX / 2) {
+		rc = -E2BIG;
+		goto out;
+	}
 	buf = malloc(blen);
 	s = malloc(blen * sizeof(*s));
 	if (!buf || !s) {
