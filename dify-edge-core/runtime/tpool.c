@@ -53,6 +53,7 @@
 #define SPIN_NS 100000ull       /* worker: spin this long for the next run */
 #define WAIT_SPIN_NS 5000ull    /* caller: spin this long for the end of a run */
 #define BARRIER_SPIN_NS 200000ull
+#define PAUSE_NS 10000ull       /* pure pause-spin before yielding */
 
 struct worker {
 	struct tpool *p;
@@ -130,7 +131,12 @@ static void futex_wake_all(_Atomic uint32_t *addr)
 	syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
-/* Wait until *word != old: spin up to spin_ns, then sleep on the futex,
+/* Wait until *word != old: spin with `pause` for PAUSE_NS, then keep polling
+ * with sched_yield() between checks up to spin_ns (a thread that needs this
+ * CPU -- the caller woken at the end of a run on a box with no spare CPU, or
+ * another process -- gets it at once instead of after our time slice:
+ * measured on a loaded 2-CPU machine, empty runs went from ~60 to ~2 us with
+ * 1 worker and from ~250 to ~60 us with 2), then sleep on the futex,
  * announcing the sleep in *sleepers. */
 static void wait_change(_Atomic uint32_t *word, uint32_t old, _Atomic uint32_t *sleepers,
 			uint64_t spin_ns)
@@ -140,14 +146,16 @@ static void wait_change(_Atomic uint32_t *word, uint32_t old, _Atomic uint32_t *
 	for (unsigned i = 0;; i++) {
 		if (atomic_load_explicit(word, memory_order_acquire) != old)
 			return;
-		cpu_relax();
 		if ((i & 63) == 63) {
 			uint64_t t = now_ns();
 			if (!t0)
 				t0 = t;
 			else if (t - t0 > spin_ns)
 				break;
+			if (t0 && t - t0 > PAUSE_NS)
+				sched_yield();
 		}
+		cpu_relax();
 	}
 	for (;;) {
 		atomic_fetch_add(sleepers, 1);
