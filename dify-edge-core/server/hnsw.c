@@ -14,7 +14,8 @@
  *
  * Distances are 1 - dot on normalized vectors; the dot product uses GCC/Clang
  * vector extensions (16 floats per step in two independent accumulators),
- * which compile to SSE/AVX on x86-64 and NEON on arm64 without per-ISA files.
+ * which compile to SSE (plus an AVX2 clone) on x86-64 and NEON on arm64
+ * without per-ISA files.
  * Each search allocates its own visited bitmap (n/8 bytes), so searches run
  * concurrently under the read lock.
  */
@@ -115,7 +116,16 @@ static struct hnsw_cand heap_pop(struct hnsw_heap *h)
 	return top;
 }
 
-static float dot(const float *a, const float *b, int dim)
+/* On x86-64 the compiler also builds an AVX2 clone of the dot product and
+ * glibc's ifunc picks it at load time when the CPU has AVX2 (the rest of
+ * the file stays baseline). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__SANITIZE_ADDRESS__)
+#define HNSW_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define HNSW_CLONES
+#endif
+
+HNSW_CLONES static float dot(const float *a, const float *b, int dim)
 {
 	hnsw_v8 acc0 = { 0 }, acc1 = { 0 };
 	int i = 0;

@@ -6,3 +6,15 @@ BINS += bench-kernels
 bench-kernels_SRCS := tests/bench/bench_kernels.c
 bench-kernels_DEPS := runtime
 bench-kernels_LDLIBS :=
+
+# Collectors: BPF cost per sched_switch and throughput lost to tracing (helper "bpf").
+BINS += bench-collectors
+bench-collectors_SRCS := tests/bench/bench_collectors.c
+bench-collectors_DEPS := bpfprogs
+bench-collectors_LDLIBS :=
+
+# Server: HNSW build time, recall@10 and query latency (helper "server").
+BINS += bench-hnsw
+bench-hnsw_SRCS := tests/bench/bench_hnsw.c
+bench-hnsw_DEPS := server
+bench-hnsw_LDLIBS :=
