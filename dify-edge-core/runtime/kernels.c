@@ -382,21 +382,21 @@ SCALAR_MATMUL(matmul_f16_scalar, KT_F16)
 SCALAR_MATMUL(matmul_q8_0_scalar, KT_Q8_0)
 SCALAR_MATMUL(matmul_q4_0_scalar, KT_Q4_0)
 
+/* The value every version returns: the xor of the 8-byte words of the
+ * leading whole 128-byte blocks, xor the sum of the remaining bytes. */
 static uint64_t stream_read_scalar(const void *p, size_t n)
 {
 	const unsigned char *c = p;
-	uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, t;
-	size_t i = 0;
+	size_t whole = n / 128 * 128, i;
+	uint64_t a = 0, t, tail = 0;
 
-	for (; i + 32 <= n; i += 32) {
-		memcpy(&t, c + i, 8); a0 ^= t;
-		memcpy(&t, c + i + 8, 8); a1 ^= t;
-		memcpy(&t, c + i + 16, 8); a2 ^= t;
-		memcpy(&t, c + i + 24, 8); a3 ^= t;
+	for (i = 0; i < whole; i += 8) {
+		memcpy(&t, c + i, 8);
+		a ^= t;
 	}
 	for (; i < n; i++)
-		a0 += c[i];
-	return a0 ^ a1 ^ a2 ^ a3;
+		tail += c[i];
+	return a ^ tail;
 }
 
 const struct kern_ops kern_ops_scalar = {

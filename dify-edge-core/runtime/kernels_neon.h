@@ -244,7 +244,12 @@ static uint64_t stream_read(const void *p, size_t n)
 	uint64_t tail = 0;
 	size_t i = 0;
 
-	for (; i + 64 <= n; i += 64) {
+	for (; i + 128 <= n; i += 64) { /* whole 128-byte blocks, as kernels.c */
+		a0 = veorq_u8(a0, vld1q_u8(c + i));
+		a1 = veorq_u8(a1, vld1q_u8(c + i + 16));
+		a2 = veorq_u8(a2, vld1q_u8(c + i + 32));
+		a3 = veorq_u8(a3, vld1q_u8(c + i + 48));
+		i += 64;
 		a0 = veorq_u8(a0, vld1q_u8(c + i));
 		a1 = veorq_u8(a1, vld1q_u8(c + i + 16));
 		a2 = veorq_u8(a2, vld1q_u8(c + i + 32));

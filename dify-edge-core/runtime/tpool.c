@@ -4,7 +4,8 @@
  * DESIGN
  * Dispatch. A run publishes (fn, arg, nth) and a "pending" count of nth,
  * then increments the 32-bit generation counter `gen`. Each worker waits for
- * `gen` to move past the value it last saw: it spins (pause) for up to
+ * `gen` to move past the value it last saw: it spins (pause, then polling
+ * with sched_yield so it never holds a CPU someone else needs) for up to
  * SPIN_NS, then sleeps in futex(FUTEX_WAIT) on `gen`. The dispatcher only
  * calls futex(FUTEX_WAKE) when a worker announced it is going to sleep
  * (`sleepers`, Dekker-style with sequentially consistent atomics, so a wake

@@ -538,6 +538,42 @@ static void test_products_random(void **state)
 	check_products(0);
 }
 
+/* kern_stream_read: every ISA gives the scalar value (xor of the 8-byte
+ * lanes of the 32-byte blocks plus the sum of the tail bytes is the same
+ * however wide the loads are), and it depends on every byte. */
+static void test_stream_read(void **state)
+{
+	static const size_t sizes[] = {0, 1, 31, 32, 127, 128, 1000, 4096 + 77};
+	struct isa_list l = available_isas();
+	enum kern_isa best = kern_isa();
+	unsigned char *buf = malloc(8192);
+	(void)state;
+
+	assert_non_null(buf);
+	for (int i = 0; i < 8192; i++)
+		buf[i] = (unsigned char)rnd();
+	for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
+		size_t n = sizes[si];
+		assert_int_equal(kern_force_isa(KERN_ISA_SCALAR), 0);
+		uint64_t want = kern_stream_read(buf + 3, n);
+		for (int ii = 0; ii < l.n; ii++) {
+			assert_int_equal(kern_force_isa(l.isa[ii]), 0);
+			uint64_t got = kern_stream_read(buf + 3, n);
+			if (got != want)
+				fail_msg("%s: stream_read(%zu) %#llx, scalar %#llx",
+					 kern_isa_name(l.isa[ii]), n, (unsigned long long)got,
+					 (unsigned long long)want);
+			if (n) {
+				buf[3 + n - 1] ^= 1;
+				assert_true(kern_stream_read(buf + 3, n) != got);
+				buf[3 + n - 1] ^= 1;
+			}
+		}
+	}
+	kern_force_isa(best);
+	free(buf);
+}
+
 static void test_dispatch(void **state)
 {
 	struct isa_list l = available_isas();
@@ -571,6 +607,7 @@ int main(void)
 		cmocka_unit_test(test_quantize_roundtrip),
 		cmocka_unit_test(test_prepare_layout),
 		cmocka_unit_test(test_dispatch),
+		cmocka_unit_test(test_stream_read),
 		cmocka_unit_test(test_products_exact),
 		cmocka_unit_test(test_products_random),
 	};
