@@ -34,10 +34,11 @@ const volatile bool oom_has_task = true;
 const volatile __u32 page_shift = 12;
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65536);          /* pid_max / 64: shared with schedtrace */
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
-	__type(value, __u8);
+	__type(value, __u64);
 } target_pids SEC(".maps");
 
 struct pend {

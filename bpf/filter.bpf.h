@@ -2,10 +2,11 @@
  * filter.bpf.h: the target filter both BPF programs apply (BPF side only).
  *
  * The including program defines the rodata filter_mode / target_cgid /
- * target_level and the map target_pids (tgid -> u8), then calls
+ * target_level and the map target_pids (bitmap of tgids), then calls
  * task_is_target(). NONE: every task but the idle task; PIDS: the task's tgid
  * is in target_pids; CGROUP: the task's cgroup v2 ancestor at target_level
- * has id target_cgid (the cgroup itself or a descendant). `btf` selects
+ * has id target_cgid (the cgroup itself or a descendant). target_pids is a
+ * bitmap (ARRAY of u64 words) of tgids. `btf` selects
  * direct loads (tp_btf programs) or BPF_CORE_READ (raw_tp programs).
  */
 #ifndef BPF_FILTER_BPF_H
@@ -40,8 +41,11 @@ static __always_inline bool task_is_target(struct task_struct *t, __u32 pid, __u
 		return false;
 	if (filter_mode == ST_FILTER_NONE)
 		return true;
-	if (filter_mode == ST_FILTER_PIDS)
-		return bpf_map_lookup_elem(&target_pids, &tgid) != NULL;
+	if (filter_mode == ST_FILTER_PIDS) {
+		__u32 word = tgid >> 6;
+		__u64 *w = bpf_map_lookup_elem(&target_pids, &word);
+		return w && ((*w >> (tgid & 63)) & 1);
+	}
 	struct cgroup *cg = btf ? t->cgroups->dfl_cgrp : BPF_CORE_READ(t, cgroups, dfl_cgrp);
 	return cgroup_match(cg, btf);
 }

@@ -62,10 +62,18 @@ struct {
 } start SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u64);
+} start_ts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65536);          /* pid_max / 64, set by the loader */
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
-	__type(value, __u8);
+	__type(value, __u64);
 } target_pids SEC(".maps");
 
 static const struct st_thread zero_thread;
@@ -115,11 +123,52 @@ static __always_inline struct st_thread *thread_get(__u32 tid, struct task_struc
 	return th;
 }
 
-static __always_inline long task_state(struct task_struct *t)
+static __always_inline long task_state(struct task_struct *t, bool btf)
 {
 	if (bpf_core_field_exists(t->__state))
-		return BPF_CORE_READ(t, __state);
+		return btf ? t->__state : BPF_CORE_READ(t, __state);
+	if (btf)
+		return ((struct task_struct___old *)t)->state;
 	return BPF_CORE_READ((struct task_struct___old *)t, state);
+}
+
+/* the wakeup time of a task: task storage under tp_btf (no hashing, no
+ * lock once created), an LRU hash by tid under raw_tp */
+static __always_inline void start_set(struct task_struct *t, __u32 pid, __u64 now, bool btf)
+{
+	if (btf) {
+		__u64 *v = bpf_task_storage_get(&start_ts, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (v)
+			*v = now;
+	} else {
+		bpf_map_update_elem(&start, &pid, &now, BPF_ANY);
+	}
+}
+
+/* take (and clear) the wakeup time; 0 if none */
+static __always_inline __u64 start_take(struct task_struct *t, __u32 pid, bool btf)
+{
+	__u64 ts = 0;
+
+	if (btf) {
+		__u64 *v = bpf_task_storage_get(&start_ts, t, 0, 0);
+		if (v) {
+			ts = *v;
+			*v = 0;
+		}
+	} else {
+		__u64 *v = bpf_map_lookup_elem(&start, &pid);
+		if (v) {
+			ts = *v;
+			bpf_map_delete_elem(&start, &pid);
+		}
+	}
+	return ts;
+}
+
+static __always_inline __u64 runtime(struct task_struct *t, bool btf)
+{
+	return btf ? t->se.sum_exec_runtime : BPF_CORE_READ(t, se.sum_exec_runtime);
 }
 
 static __always_inline int on_switch(bool preempt, struct task_struct *prev,
@@ -127,61 +176,65 @@ static __always_inline int on_switch(bool preempt, struct task_struct *prev,
 {
 	__u32 zero = 0;
 	struct st_cpu *c = bpf_map_lookup_elem(&cpu_stats, &zero);
-	__u64 now = bpf_ktime_get_ns();
-	__u32 next_pid, next_tgid, next_class, prev_class;
+	__u32 prev_pid, next_pid, next_tgid, next_class, prev_class;
+	__u64 now = 0;
 
 	if (!c)
 		return 0;
-	next_pid = btf ? next->pid : BPF_CORE_READ(next, pid);
-	next_tgid = btf ? next->tgid : BPF_CORE_READ(next, tgid);
-	next_class = classify(next, next_pid, next_tgid, btf);
-	prev_class = c->curr_class;
 	c->switches++;
-
-	if (c->last_ts) {
-		__u64 delta = now - c->last_ts;
-		c->busy_ns[prev_class & 3] += delta;
+	prev_class = c->curr_class;
+	prev_pid = btf ? prev->pid : BPF_CORE_READ(prev, pid);
+	/* the class belongs to the task switched in last time: check it is prev */
+	if (prev_class != ST_CLASS_IDLE && prev_pid == c->curr_tid) {
+		__u64 rt = runtime(prev, btf);
+		__u64 delta = rt > c->curr_rt0 ? rt - c->curr_rt0 : 0;
+		c->busy_ns[prev_class == ST_CLASS_TARGET ? ST_CLASS_TARGET : ST_CLASS_OTHER] += delta;
 		if (prev_class == ST_CLASS_TARGET) {
-			__u32 prev_pid = btf ? prev->pid : BPF_CORE_READ(prev, pid);
-			/* the class belongs to the task switched in last time: check it is prev */
-			if (prev_pid == c->curr_tid) {
-				struct st_thread *th = thread_get(prev_pid, prev, btf);
-				long state = task_state(prev);
-				bool invol = preempt || state == TASK_RUNNING;
-				if (th) {
-					th->oncpu_ns += delta;
-					if (invol)
-						th->invol++;
-					else
-						th->vol++;
-				}
-				/* preempted: back on the run queue from now */
+			struct st_thread *th = thread_get(prev_pid, prev, btf);
+			bool invol = preempt || task_state(prev, btf) == TASK_RUNNING;
+			if (th) {
+				__u32 b = c->curr_bucket;
+				th->oncpu_ns += delta;
 				if (invol)
-					bpf_map_update_elem(&start, &prev_pid, &now, BPF_ANY);
+					th->invol++;
+				else
+					th->vol++;
+				/* its wait before this slice, measured at switch-in */
+				asm volatile("" : "+r"(b));
+				if (b >= 1 && b <= ST_RQ_BUCKETS) {
+					th->rq_count++;
+					th->rq_hist[b - 1]++;
+				}
+			}
+			/* preempted: back on the run queue from now */
+			if (invol) {
+				now = bpf_ktime_get_ns();
+				start_set(prev, prev_pid, now, btf);
 			}
 		}
 	}
-	c->last_ts = now;
+	next_pid = btf ? next->pid : BPF_CORE_READ(next, pid);
+	next_tgid = btf ? next->tgid : BPF_CORE_READ(next, tgid);
+	next_class = classify(next, next_pid, next_tgid, btf);
 	c->curr_tid = next_pid;
 	c->curr_class = next_class;
+	c->curr_bucket = 0;
+	if (next_class != ST_CLASS_IDLE)
+		c->curr_rt0 = runtime(next, btf);
 
 	if (next_class == ST_CLASS_TARGET) {
-		__u64 *tsp = bpf_map_lookup_elem(&start, &next_pid);
-		if (tsp) {
-			__u64 lat = now > *tsp ? now - *tsp : 0;
-			__u32 b = rq_bucket(lat);
-			bpf_map_delete_elem(&start, &next_pid);
+		__u64 ts = start_take(next, next_pid, btf);
+		if (ts) {
+			if (!now)
+				now = bpf_ktime_get_ns();
+			__u32 b = rq_bucket(now > ts ? now - ts : 0);
 			/* keep the verifier sure of the bound after the compiler's rewrites */
 			asm volatile("" : "+r"(b));
 			if (b >= ST_RQ_BUCKETS)
 				return 0;
 			c->rq_count++;
 			c->rq_hist[b]++;
-			struct st_thread *th = thread_get(next_pid, next, btf);
-			if (th) {
-				th->rq_count++;
-				th->rq_hist[b]++;
-			}
+			c->curr_bucket = b + 1;
 		}
 	}
 	return 0;
@@ -196,7 +249,7 @@ static __always_inline int on_wakeup(struct task_struct *p, bool btf)
 	if (classify(p, pid, tgid, btf) != ST_CLASS_TARGET)
 		return 0;
 	now = bpf_ktime_get_ns();
-	bpf_map_update_elem(&start, &pid, &now, BPF_ANY);
+	start_set(p, pid, now, btf);
 	return 0;
 }
 

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,7 +32,25 @@ struct schedtrace {
 	struct st_cpu *cpubuf;     /* ncpus records: one lookup's per-CPU values */
 	__u64 *migbuf;             /* ncpus */
 	struct st_thread *thbuf;   /* ncpus */
+	__u64 *pidbits;            /* target_pids mapped: bit tgid%64 of word tgid/64 */
+	size_t npidwords;
+	int32_t *pids;             /* the set now in pidbits */
+	size_t npids;
 };
+
+/* words of the tgid bitmap: pid_max / 64, rounded up */
+static size_t pid_words(void)
+{
+	FILE *f = fopen("/proc/sys/kernel/pid_max", "re");
+	long max = 4194304;
+
+	if (f) {
+		if (fscanf(f, "%ld", &max) != 1 || max <= 0 || max > 4194304)
+			max = 4194304;
+		fclose(f);
+	}
+	return (size_t)(max + 63) / 64;
+}
 
 static void set_err(char *err, size_t errlen, const char *what, int e)
 {
@@ -82,6 +101,8 @@ struct schedtrace *schedtrace_open(const struct schedtrace_opts *o, char *err, s
 	st->skel->rodata->filter_mode = o->filter;
 	st->skel->rodata->target_cgid = o->cgid;
 	st->skel->rodata->target_level = o->filter == ST_FILTER_CGROUP ? o->cg_level : 0;
+	st->npidwords = pid_words();
+	bpf_map__set_max_entries(st->skel->maps.target_pids, (__u32)st->npidwords);
 	if (o->max_threads) {
 		bpf_map__set_max_entries(st->skel->maps.threads, o->max_threads);
 		bpf_map__set_max_entries(st->skel->maps.start, o->max_threads);
@@ -108,6 +129,14 @@ struct schedtrace *schedtrace_open(const struct schedtrace_opts *o, char *err, s
 		set_err(err, errlen, "loading (verifier or BTF)", ret);
 		goto fail;
 	}
+	st->pidbits = mmap(NULL, st->npidwords * sizeof(__u64), PROT_READ | PROT_WRITE, MAP_SHARED,
+			   bpf_map__fd(st->skel->maps.target_pids), 0);
+	if (st->pidbits == MAP_FAILED) {
+		st->pidbits = NULL;
+		ret = -errno;
+		set_err(err, errlen, "mapping the pid set", ret);
+		goto fail;
+	}
 	ret = schedtrace_bpf__attach(st->skel);
 	if (ret) {
 		set_err(err, errlen, st->btf_mode ? "attaching tp_btf programs" : "attaching raw_tp programs", ret);
@@ -123,6 +152,9 @@ void schedtrace_free(struct schedtrace *st)
 {
 	if (!st)
 		return;
+	if (st->pidbits)
+		munmap(st->pidbits, st->npidwords * sizeof(__u64));
+	free(st->pids);
 	schedtrace_bpf__destroy(st->skel);
 	free(st->cpubuf);
 	free(st->migbuf);
@@ -147,30 +179,33 @@ int schedtrace_ncpus(const struct schedtrace *st)
 
 int schedtrace_set_pids(struct schedtrace *st, const int32_t *pids, size_t n)
 {
-	int fd = bpf_map__fd(st->skel->maps.target_pids);
-	__u32 key, next;
-	__u8 one = 1;
+	int32_t *copy = malloc((n ? n : 1) * sizeof(*copy));
+	size_t limit = st->npidwords * 64;
 	int ret = 0;
 
-	/* add the new set first, then drop what is no longer in it: a task that
-	 * stays in the set is never missing from the map */
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, pids, n * sizeof(*copy));
+	/* set the new bits first, then clear the ones no longer wanted: a task
+	 * that stays in the set is never missing from the bitmap */
 	for (size_t i = 0; i < n; i++) {
-		key = (__u32)pids[i];
-		if (bpf_map_update_elem(fd, &key, &one, BPF_ANY) && !ret)
-			ret = -errno;
-	}
-	void *cur = NULL;
-	while (!bpf_map_get_next_key(fd, cur, &next)) {
-		bool keep = false;
-		for (size_t i = 0; i < n && !keep; i++)
-			keep = (__u32)pids[i] == next;
-		key = next;
-		cur = &key;
-		if (!keep) {
-			bpf_map_delete_elem(fd, &next);
-			cur = NULL; /* restart: deleting the cursor key invalidates it */
+		if (pids[i] <= 0 || (size_t)pids[i] >= limit) {
+			ret = -ERANGE;
+			continue;
 		}
+		__atomic_or_fetch(&st->pidbits[pids[i] / 64], 1ULL << (pids[i] % 64), __ATOMIC_RELAXED);
 	}
+	for (size_t i = 0; i < st->npids; i++) {
+		int32_t p = st->pids[i];
+		bool keep = false;
+		for (size_t k = 0; k < n && !keep; k++)
+			keep = pids[k] == p;
+		if (!keep && p > 0 && (size_t)p < limit)
+			__atomic_and_fetch(&st->pidbits[p / 64], ~(1ULL << (p % 64)), __ATOMIC_RELAXED);
+	}
+	free(st->pids);
+	st->pids = copy;
+	st->npids = n;
 	return ret;
 }
 

@@ -5,13 +5,21 @@
  * The kernel side aggregates everything in per-CPU maps:
  *   cpu_stats   PERCPU_ARRAY[1] of struct st_cpu: busy/idle split by class,
  *               switches, migrations, run-queue histogram, and the state of
- *               the slice now running (last_ts, curr_tid, curr_class) so user
+ *               the slice now running (curr_rt0, curr_tid, curr_class) so user
  *               space can add the part of the slice not yet ended;
  *   threads     LRU_PERCPU_HASH tid -> struct st_thread, target threads only;
  *   mig_in      PERCPU_ARRAY[ST_MAX_CPUS] of u64: migrations into each CPU;
- *   start       LRU_HASH tid -> wakeup time (the one shared scratch map: a
- *               wakeup and its switch-in may happen on different CPUs);
- *   target_pids HASH tgid -> u8: the pid set (also used by evtrace).
+ *   start_ts    TASK_STORAGE wakeup time (tp_btf), or
+ *   start       LRU_HASH tid -> wakeup time (raw_tp): the one shared scratch
+ *               state, since a wakeup and its switch-in may happen on
+ *               different CPUs;
+ *   target_pids ARRAY of u64 words, mmapable: a bitmap of target tgids
+ *               (bit tgid%64 of word tgid/64), so that classifying a task is
+ *               an inlined array load, not a hash lookup (also used by
+ *               evtrace).
+ * Time on CPU comes from the scheduler's own se.sum_exec_runtime, already
+ * brought up to date for prev when sched_switch fires: the hot path reads
+ * no clock unless a target task is involved (run-queue latency).
  * Only the loader knows these layouts; callers get the st_* records below.
  */
 #ifndef BPF_SCHEDTRACE_H
@@ -29,15 +37,19 @@ enum st_class { ST_CLASS_IDLE = 0, ST_CLASS_OTHER = 1, ST_CLASS_TARGET = 2 };
 enum st_filter { ST_FILTER_NONE = 0, ST_FILTER_PIDS = 1, ST_FILTER_CGROUP = 2 };
 
 struct st_cpu {
-	__u64 busy_ns[3];          /* indexed by enum st_class (idle, other, target) */
+	__u64 busy_ns[3];          /* indexed by enum st_class (other, target; idle unused:
+	                              user space derives idle as tick - busy) */
 	__u64 switches;
 	__u64 migrations;          /* migrate events seen on this CPU (all tasks) */
 	__u64 target_migrations;   /* of target tasks */
 	__u64 rq_count;            /* target wakeups measured on this CPU */
 	__u64 rq_hist[ST_RQ_BUCKETS];
-	__u64 last_ts;             /* bpf_ktime_get_ns of the last switch, 0 = none yet */
-	__u32 curr_tid;            /* task switched in at last_ts */
+	__u64 curr_rt0;            /* se.sum_exec_runtime of curr_tid when switched in */
+	__u32 curr_tid;            /* task switched in last (0: idle or none yet) */
 	__u32 curr_class;          /* its enum st_class */
+	__u32 curr_bucket;         /* its run-queue wait at switch-in: bucket + 1, 0 none
+	                              (added to its thread record at switch-out) */
+	__u32 pad;
 };
 
 struct st_thread {
@@ -82,7 +94,7 @@ void schedtrace_free(struct schedtrace *st);
 const char *schedtrace_mode(const struct schedtrace *st);
 /* fd of the pid-set map, to share with evtrace */
 int schedtrace_pids_fd(const struct schedtrace *st);
-/* replace the pid set with pids[0..n); returns 0 or negative errno */
+/* replace the pid set (tgids) with pids[0..n); returns 0 or negative errno */
 int schedtrace_set_pids(struct schedtrace *st, const int32_t *pids, size_t n);
 /* number of CPUs the per-CPU maps have (libbpf_num_possible_cpus) */
 int schedtrace_ncpus(const struct schedtrace *st);

@@ -5,10 +5,13 @@
  *
  * DESIGN
  * The kernel keeps cumulative counters; this module keeps the previous
- * tick's values and reports deltas. The slice running on each CPU at the
- * moment of reading has not been accounted by the kernel yet (it is closed
- * at the next switch), so it is added here from the CPU's last_ts and class:
- * a spinner that never switches is still seen at 100 %. Threads are read
+ * tick's values and reports deltas. Time on CPU is the scheduler's own
+ * se.sum_exec_runtime, charged when a task is switched out; the slice running
+ * on each CPU at the moment of reading is not charged yet, so it is added
+ * here: the task's runtime now (/proc/TID/schedstat, first field) minus its
+ * runtime when switched in (curr_rt0). A spinner that never switches is
+ * still seen at 100 %. Idle is what is left of the tick (IRQ time, which
+ * sum_exec_runtime leaves out, counts as idle here). Threads are read
  * from the map, sorted by tid, merged with the previous tick's sorted copy,
  * and the busiest SNAP_MAX_THREADS are kept.
  * The pid set of the filter is pushed to the kernel only when it changed.
@@ -158,6 +161,20 @@ static void push_pids(struct col_ctx *ctx, struct bstate *b)
 	b->npids = ctx->npids;
 }
 
+/* se.sum_exec_runtime of a running task, from the first field of schedstat */
+static int read_runtime(const struct col_ctx *ctx, __u32 tid, uint64_t *rt)
+{
+	char path[PATH_MAX], text[128];
+	unsigned long long v;
+
+	if (fsr_read(col_path(ctx, path, sizeof(path), "/proc/%u/schedstat", tid), text, sizeof(text)) <= 0)
+		return -ENOENT;
+	if (sscanf(text, "%llu", &v) != 1)
+		return -EINVAL;
+	*rt = v;
+	return 0;
+}
+
 static void on_thread(__u32 tid, const struct st_thread *t, void *arg)
 {
 	struct bstate *b = arg;
@@ -185,8 +202,8 @@ static int cmp_thread_busy(const void *a, const void *b)
 static void bs_sample(struct col_ctx *ctx, void *state, struct snap *s)
 {
 	struct bstate *b = state;
-	uint64_t now = ctx->now_mono, interval = col_delta(ctx->now_mono, ctx->prev_mono);
-	uint64_t online = ~0ULL;
+	uint64_t interval = col_delta(ctx->now_mono, ctx->prev_mono);
+	uint64_t online = ~0ULL, pend[SNAP_MAX_CPUS];
 	char path[PATH_MAX], text[256];
 	int n;
 
@@ -206,15 +223,26 @@ static void bs_sample(struct col_ctx *ctx, void *state, struct snap *s)
 		struct snap_cpu *o = &s->cpus.cpu[s->cpus.n++];
 		for (int k = 0; k < 3; k++)
 			cum[k] = c->busy_ns[k];
-		if (c->last_ts && c->curr_class < 3 && now > c->last_ts)
-			cum[c->curr_class] += now - c->last_ts;
+		pend[i] = 0;
+		if (c->curr_class != ST_CLASS_IDLE && c->curr_tid) {
+			uint64_t rt;
+			if (!read_runtime(ctx, c->curr_tid, &rt) && rt > c->curr_rt0)
+				pend[i] = rt - c->curr_rt0;
+			cum[c->curr_class == ST_CLASS_TARGET ? ST_CLASS_TARGET : ST_CLASS_OTHER] += pend[i];
+		}
 		o->cpu = i;
 		o->online = (online >> i) & 1;
 		if (b->have_prev) {
 			const struct st_cpu *p = &b->prev[i];
-			o->idle_ns = col_delta(cum[ST_CLASS_IDLE], b->prev_busy[i][ST_CLASS_IDLE]);
 			o->busy_other_ns = col_delta(cum[ST_CLASS_OTHER], b->prev_busy[i][ST_CLASS_OTHER]);
 			o->busy_target_ns = col_delta(cum[ST_CLASS_TARGET], b->prev_busy[i][ST_CLASS_TARGET]);
+			/* slices are charged at switch-out: a tick can hold a little of
+			 * the previous one; clamp to the tick */
+			if (o->busy_target_ns > interval)
+				o->busy_target_ns = interval;
+			if (o->busy_target_ns + o->busy_other_ns > interval)
+				o->busy_other_ns = interval - o->busy_target_ns;
+			o->idle_ns = interval - o->busy_target_ns - o->busy_other_ns;
 			o->switches = col_delta(c->switches, p->switches);
 			o->migrations_in = col_delta(b->mig[i], b->prev_mig[i]);
 			o->rq_count = col_delta(c->rq_count, p->rq_count);
@@ -248,13 +276,13 @@ static void bs_sample(struct col_ctx *ctx, void *state, struct snap *s)
 		return;
 	}
 	/* the running slices of target threads */
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i < n && i < SNAP_MAX_CPUS; i++) {
 		const struct st_cpu *c = &b->cpus[i];
-		if (c->curr_class != ST_CLASS_TARGET || !c->last_ts || now <= c->last_ts)
+		if (c->curr_class != ST_CLASS_TARGET || !pend[i])
 			continue;
 		for (size_t k = 0; k < b->ncur; k++)
 			if (b->cur[k].tid == c->curr_tid)
-				b->cur[k].t.oncpu_ns += now - c->last_ts;
+				b->cur[k].t.oncpu_ns += pend[i];
 	}
 	qsort(b->cur, b->ncur, sizeof(*b->cur), cmp_tid);
 	s->threads.n = 0;

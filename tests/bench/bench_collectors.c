@@ -1,0 +1,160 @@
+/*
+ * bench_collectors.c: overhead of the scheduler tracing (make bench, section
+ * "collectors").
+ *
+ *   bench-collectors pingpong SECONDS
+ *       a context-switch storm: two processes pinned to CPU 0 pass one byte
+ *       back and forth through two pipes; prints round trips per second (each
+ *       round trip is two context switches).
+ *   bench-collectors bpfcost SECONDS [system|pid]
+ *       loads bpf/schedtrace (filter none: every task is a target, the worst
+ *       case; or pid: a pid set holding only an idle process, the common
+ *       case where almost every task is untraced), switches on the kernel's
+ *       BPF statistics (kernel.bpf_stats_enabled), runs the ping-pong, and
+ *       prints the sched_switch program's run_time_ns / run_cnt.
+ * Output is one "key value" line per figure, for tests/bench/run.sh.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bpf/schedtrace.h"
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void pin0(void)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(0, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+}
+
+/* returns round trips per second, or a negative value on failure */
+static double pingpong(double seconds)
+{
+	int a[2], b[2];
+	char c = 'x';
+	long n = 0;
+	pid_t child;
+	double t0, t1;
+
+	if (pipe(a) || pipe(b))
+		return -1;
+	child = fork();
+	if (child < 0)
+		return -1;
+	if (child == 0) {
+		pin0();
+		close(a[1]);
+		close(b[0]);
+		while (read(a[0], &c, 1) == 1)
+			if (write(b[1], &c, 1) != 1)
+				break;
+		_exit(0);
+	}
+	pin0();
+	close(a[0]);
+	close(b[1]);
+	t0 = now_s();
+	do {
+		for (int i = 0; i < 1000; i++) {
+			if (write(a[1], &c, 1) != 1 || read(b[0], &c, 1) != 1)
+				goto out;
+			n++;
+		}
+		t1 = now_s();
+	} while (t1 - t0 < seconds);
+out:
+	t1 = now_s();
+	close(a[1]);
+	close(b[0]);
+	waitpid(child, NULL, 0);
+	return (double)n / (t1 - t0);
+}
+
+static int set_bpf_stats(int on)
+{
+	int fd = open("/proc/sys/kernel/bpf_stats_enabled", O_WRONLY);
+	int ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, on ? "1" : "0", 1) != 1)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	double secs = argc > 2 ? atof(argv[2]) : 3.0;
+
+	if (argc < 2 || secs <= 0) {
+		fprintf(stderr, "usage: bench-collectors pingpong|bpfcost SECONDS [system|pid]\n");
+		return 2;
+	}
+	if (!strcmp(argv[1], "pingpong")) {
+		double r = pingpong(secs);
+		if (r < 0) {
+			fprintf(stderr, "bench-collectors: pingpong: %s\n", strerror(errno));
+			return 1;
+		}
+		printf("roundtrips_per_s %.0f\n", r);
+		return 0;
+	}
+	if (!strcmp(argv[1], "bpfcost")) {
+		bool pidmode = argc > 3 && !strcmp(argv[3], "pid");
+		struct schedtrace_opts o = { .filter = pidmode ? ST_FILTER_PIDS : ST_FILTER_NONE };
+		char err[512];
+		__u64 rt0 = 0, rc0 = 0, rt1 = 0, rc1 = 0;
+		int ret = 1;
+
+		struct schedtrace *st = schedtrace_open(&o, err, sizeof(err));
+		if (!st) {
+			fprintf(stderr, "bench-collectors: %s\n", err);
+			return 1;
+		}
+		if (pidmode) {
+			int32_t one = 1; /* init: sleeps, so nearly every switch is untraced */
+			schedtrace_set_pids(st, &one, 1);
+		}
+		if (set_bpf_stats(1)) {
+			fprintf(stderr, "bench-collectors: kernel.bpf_stats_enabled: %s\n", strerror(errno));
+			goto out;
+		}
+		schedtrace_switch_stats(st, &rt0, &rc0);
+		double r = pingpong(secs);
+		schedtrace_switch_stats(st, &rt1, &rc1);
+		set_bpf_stats(0);
+		if (rc1 <= rc0) {
+			fprintf(stderr, "bench-collectors: no sched_switch events counted\n");
+			goto out;
+		}
+		printf("mode %s\n", schedtrace_mode(st));
+		printf("filter %s\n", pidmode ? "pid" : "system");
+		printf("roundtrips_per_s %.0f\n", r);
+		printf("switch_events %llu\n", (unsigned long long)(rc1 - rc0));
+		printf("ns_per_switch %.1f\n", (double)(rt1 - rt0) / (double)(rc1 - rc0));
+		ret = 0;
+out:
+		schedtrace_free(st);
+		return ret;
+	}
+	fprintf(stderr, "bench-collectors: unknown mode '%s'\n", argv[1]);
+	return 2;
+}
