@@ -7,6 +7,7 @@
 #include "controller/admin.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,62 +132,63 @@ static double getd(json_t *o, const char *const *keys)
 	return -1;
 }
 
+/*
+ * The core's /admin/stats (dify-edge-core/server/admin.c):
+ *   {"queue":{"length":N,...}, "slots":[{"id","busy","kv_used","n_ctx"}...],
+ *    "slots_busy":N, "pool":{"threads":N,"workers":[{"tid","busy_ns",...}]},
+ *    "memory":{"rss_bytes":N,"kv_bytes":N,"jemalloc":{"resident":N,...}}}
+ * Flat spellings ("queue":N, "threads":N, "workers":[...]) are read too.
+ */
 int cadmin_parse_stats(const char *json, struct cadmin_stats *st, char *err, size_t errlen)
 {
-	static const char *const k_queue[] = { "queue", "queue_len", "queue_length", "queued", NULL };
-	static const char *const k_slots[] = { "slots", "slots_total", "parallel", NULL };
-	static const char *const k_busy[] = { "busy_slots", "slots_busy", NULL };
-	static const char *const k_threads[] = { "pool_size", "threads", "n_threads", NULL };
-	static const char *const k_mem[] = { "resident", "resident_bytes", "rss_bytes", NULL };
-	static const char *const k_kv[] = { "kv_used_pct", "kv_cache_used_pct", NULL };
-	static const char *const k_ttft[] = { "ttft_p99_ms", NULL };
-	static const char *const k_req[] = { "requests", "requests_total", NULL };
+	static const char *const k_len[] = { "length", "len", NULL };
+	static const char *const k_busy[] = { "slots_busy", "busy_slots", NULL };
+	static const char *const k_threads[] = { "threads", "pool_size", "size", NULL };
 	static const char *const k_tid[] = { "tid", "thread_id", NULL };
 	static const char *const k_bns[] = { "busy_ns", NULL };
+	static const char *const k_rss[] = { "rss_bytes", "resident", NULL };
+	static const char *const k_res[] = { "resident", NULL };
+	static const char *const k_ttft[] = { "ttft_p99_ms", NULL };
 	json_error_t je;
-	json_t *root = json_loads(json, 0, &je), *o, *w;
+	json_t *root = json_loads(json, 0, &je), *q, *sl, *pool, *w, *mem;
 	int ret = 0;
 
 	memset(st, 0, sizeof(*st));
+	st->queue = st->slots = st->busy_slots = st->threads = st->mem_bytes = st->requests = -1;
+	st->kv_used_pct = st->ttft_p99_ms = -1;
 	if (!json_is_object(root)) {
 		seterr(err, errlen, "admin stats: not a JSON object (%s)", root ? "wrong type" : je.text);
 		ret = -EINVAL;
 		goto out;
 	}
-	o = root;
-	st->queue = geti(o, k_queue);
-	st->slots = geti(o, k_slots);
-	st->busy_slots = geti(o, k_busy);
-	st->threads = geti(o, k_threads);
-	/* nested objects the server may use */
-	if (json_is_object(json_object_get(o, "slots"))) {
-		json_t *s = json_object_get(o, "slots");
-		static const char *const k_total[] = { "total", "n", NULL };
-		static const char *const k_b[] = { "busy", NULL };
+	q = json_object_get(root, "queue");
+	st->queue = json_is_object(q) ? geti(q, k_len) : json_is_integer(q) ? (int64_t)json_integer_value(q) : -1;
+	st->busy_slots = geti(root, k_busy);
+	sl = json_object_get(root, "slots");
+	if (json_is_array(sl)) {
+		size_t i;
+		json_t *e;
+		double used = 0, cap = 0;
+		int64_t busy = 0;
 
-		st->slots = geti(s, k_total);
-		st->busy_slots = geti(s, k_b);
+		st->slots = (int64_t)json_array_size(sl);
+		json_array_foreach(sl, i, e) {
+			used += (double)json_integer_value(json_object_get(e, "kv_used"));
+			cap += (double)json_integer_value(json_object_get(e, "n_ctx"));
+			busy += json_is_true(json_object_get(e, "busy"));
+		}
+		if (cap > 0)
+			st->kv_used_pct = used * 100.0 / cap;
+		if (st->busy_slots < 0)
+			st->busy_slots = busy;
+	} else if (json_is_integer(sl)) {
+		st->slots = (int64_t)json_integer_value(sl);
 	}
-	if (json_is_object(json_object_get(o, "pool"))) {
-		json_t *p = json_object_get(o, "pool");
-		static const char *const k_n[] = { "size", "n", "threads", NULL };
-
-		st->threads = geti(p, k_n);
-		if (!json_object_get(o, "workers"))
-			o = p;
-	}
-	st->mem_bytes = geti(root, k_mem);
-	if (json_is_object(json_object_get(root, "memory"))) {
-		json_t *m = json_object_get(root, "memory");
-		static const char *const k_r[] = { "resident", "resident_bytes", "rss", "rss_bytes", NULL };
-
-		st->mem_bytes = geti(m, k_r);
-	}
-	st->kv_used_pct = getd(root, k_kv);
-	st->ttft_p99_ms = getd(root, k_ttft);
-	st->requests = geti(root, k_req);
-	w = json_object_get(o, "workers");
-	st->nworkers = 0;
+	pool = json_object_get(root, "pool");
+	if (!json_is_object(pool))
+		pool = root;
+	st->threads = geti(pool, k_threads);
+	w = json_object_get(pool, "workers");
 	if (json_is_array(w)) {
 		size_t i;
 		json_t *e;
@@ -198,6 +200,21 @@ int cadmin_parse_stats(const char *json, struct cadmin_stats *st, char *err, siz
 			st->worker_busy_ns[st->nworkers] = geti(e, k_bns);
 			st->nworkers++;
 		}
+	}
+	mem = json_object_get(root, "memory");
+	if (json_is_object(mem)) {
+		json_t *je2 = json_object_get(mem, "jemalloc");
+
+		st->mem_bytes = json_is_object(je2) ? geti(je2, k_res) : -1;
+		if (st->mem_bytes < 0)
+			st->mem_bytes = geti(mem, k_rss);
+	}
+	st->ttft_p99_ms = getd(root, k_ttft);
+	q = json_object_get(root, "queue");
+	if (json_is_object(q)) {
+		static const char *const k_done[] = { "completed", NULL };
+
+		st->requests = geti(q, k_done);
 	}
 out:
 	json_decref(root);
@@ -254,10 +271,75 @@ int cadmin_set_affinity(const char *sock, const char *cpus, char *err, size_t er
 	return put_json(sock, "/admin/affinity", j, err, errlen);
 }
 
+int cadmin_http_get(const char *url, long timeout_ms, char **body, char *err, size_t errlen)
+{
+	long status = 0;
+	int ret = perform(NULL, url, "GET", NULL, timeout_ms, &status, body, err, errlen);
+
+	if (ret == 0 && status != 200) {
+		seterr(err, errlen, "%s: HTTP %ld", url, status);
+		free(*body);
+		*body = NULL;
+		ret = -EIO;
+	}
+	return ret;
+}
+
 int cadmin_http_status(const char *url, long timeout_ms, char *err, size_t errlen)
 {
 	long status = 0;
 	int ret = perform(NULL, url, "GET", NULL, timeout_ms, &status, NULL, err, errlen);
 
 	return ret < 0 ? ret : (int)status;
+}
+
+int cadmin_parse_hist(const char *text, const char *name, double *bounds, uint64_t *cum, int max)
+{
+	char want[160];
+	const char *p = text;
+	int n = 0;
+
+	snprintf(want, sizeof(want), "%s_bucket{", name);
+	while (p && *p && n < max) {
+		const char *nl = strchr(p, '\n');
+
+		if (!strncmp(p, want, strlen(want))) {
+			const char *le = strstr(p, "le=\""), *close = le ? strchr(le + 4, '"') : NULL;
+			const char *val = close ? strchr(close, '}') : NULL;
+
+			if (le && close && val && (!nl || val < nl)) {
+				char b[64];
+				size_t l = (size_t)(close - (le + 4));
+
+				if (l >= sizeof(b))
+					l = sizeof(b) - 1;
+				memcpy(b, le + 4, l);
+				b[l] = 0;
+				bounds[n] = !strcmp(b, "+Inf") ? INFINITY : strtod(b, NULL);
+				cum[n] = strtoull(val + 1, NULL, 10);
+				n++;
+			}
+		}
+		p = nl ? nl + 1 : NULL;
+	}
+	return n;
+}
+
+double cadmin_hist_quantile(const double *bounds, const uint64_t *cum, int n, double q)
+{
+	uint64_t total, rank;
+
+	if (n < 1 || !cum[n - 1])
+		return NAN;
+	total = cum[n - 1];
+	rank = (uint64_t)ceil(q * (double)total);
+	if (rank < 1)
+		rank = 1;
+	for (int i = 0; i < n; i++)
+		if (cum[i] >= rank) {
+			if (isinf(bounds[i]))
+				return i > 0 ? bounds[i - 1] : NAN;
+			return bounds[i];
+		}
+	return NAN;
 }

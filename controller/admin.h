@@ -4,7 +4,7 @@
  *
  * GET /admin/stats is parsed into struct cadmin_stats; PUT /admin/threads
  * {"n":N} resizes the core's thread pool. Keys of /admin/stats are read
- * tolerantly (the names the server documents, see docs/controller.md);
+ * tolerantly (the shape dify-edge serve documents, plus flat spellings);
  * a missing key leaves its field at -1.
  */
 #ifndef CONTROLLER_ADMIN_H
@@ -37,7 +37,19 @@ int cadmin_get_stats(const char *sock, struct cadmin_stats *st, char *err, size_
 int cadmin_parse_stats(const char *json, struct cadmin_stats *st, char *err, size_t errlen);
 int cadmin_set_threads(const char *sock, int n, char *err, size_t errlen);
 int cadmin_set_affinity(const char *sock, const char *cpus, char *err, size_t errlen);
+/* GET url (TCP) and return its body (caller frees); -EIO unless HTTP 200. */
+int cadmin_http_get(const char *url, long timeout_ms, char **body, char *err, size_t errlen);
 /* GET url (TCP, e.g. http://127.0.0.1:3000/health) with a timeout; returns the HTTP status or negative errno. */
 int cadmin_http_status(const char *url, long timeout_ms, char *err, size_t errlen);
+
+/*
+ * Prometheus text: the cumulative buckets of histogram `name`
+ * (name_bucket{le="..."} lines, +Inf as INFINITY), in file order. Returns
+ * the number of buckets (at most max), 0 when absent.
+ */
+int cadmin_parse_hist(const char *text, const char *name, double *bounds, uint64_t *cum, int max);
+/* Quantile q (0..1) of a window given as cumulative counts: the upper bound of
+ * the bucket holding it (the last finite bound when it falls in +Inf); NAN when empty. */
+double cadmin_hist_quantile(const double *bounds, const uint64_t *cum, int n, double q);
 
 #endif

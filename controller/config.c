@@ -39,6 +39,7 @@ static const struct key keys[] = {
 	{ .section = "general", .name = "audit_log", .type = K_STR, .off = F(audit_log), .def = "/run/edgectl/audit.jsonl", .doc = "every decision as one JSON line" },
 	{ .section = "general", .name = "state", .type = K_STR, .off = F(state), .def = "", .doc = "revert state file (empty: $EDGECTL_STATE or /run/edgectl/state.json)" },
 	{ .section = "general", .name = "health_timeout", .type = K_DURATION, .off = F(health_timeout_s), .def = "3s", .min = 0.1, .max = 600, .doc = "restart the core when /health fails this long" },
+	{ .section = "general", .name = "start_grace", .type = K_DURATION, .off = F(start_grace_s), .def = "30s", .min = 0, .max = 3600, .doc = "after starting the core, /health failures count only after this (model loading)" },
 	{ .section = "general", .name = "history", .type = K_INT, .off = F(history), .def = "30", .min = 2, .max = 600, .doc = "snapshots kept for the policies" },
 
 	{ .section = "threads", .name = "enabled", .type = K_BOOL, .off = F(threads_enabled), .def = "true", .doc = "run the thread-count policy" },

@@ -23,6 +23,7 @@ struct ccfg {
 	char audit_log[CCFG_STR];     /* JSON lines, one per decision */
 	char state[CCFG_STR];         /* revert state file ("" = $EDGECTL_STATE or default) */
 	double health_timeout_s;      /* restart the core after failing /health this long */
+	double start_grace_s;         /* /health failures do not count this long after a start */
 	int history;                  /* snapshots kept for the policies */
 	/* [threads] */
 	bool threads_enabled;
