@@ -119,7 +119,8 @@ static struct hnsw_cand heap_pop(struct hnsw_heap *h)
 /* On x86-64 the compiler also builds an AVX2 clone of the dot product and
  * glibc's ifunc picks it at load time when the CPU has AVX2 (the rest of
  * the file stays baseline). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__SANITIZE_ADDRESS__)
+/* (not under sanitizers: their runtimes start after ifunc resolvers run) */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 #define HNSW_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define HNSW_CLONES

@@ -279,8 +279,9 @@ static void *slot_main(void *arg)
 			s->run(s->ud, sl->idx, j);
 		bool was_cancelled = sched_job_cancelled(j);
 		job_finish(j);
-		sched_job_unref(j);
 
+		/* forget the job under the lock before dropping our reference:
+		 * sched_free() cancels running jobs through sl->running */
 		pthread_mutex_lock(&s->mu);
 		sl->running = NULL;
 		s->busy--;
@@ -290,6 +291,7 @@ static void *slot_main(void *arg)
 			s->completed++;
 		pthread_cond_broadcast(&s->cv_idle);
 		pthread_mutex_unlock(&s->mu);
+		sched_job_unref(j);
 	}
 	return NULL;
 }
