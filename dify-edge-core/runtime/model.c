@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "dify-edge-core/runtime/kernels.h"
 #include "dify-edge-core/runtime/model.h"
@@ -76,6 +77,13 @@ struct model_ctx {
 	float *rope_cs;   /* [n_batch][n_rot] cos/sin pairs */
 	float *logits;    /* [n_vocab] */
 	void *xq[N_SLOTS];/* per weight type: [n_batch][prepared row of k] */
+	/* private per-thread buffers for single-row stages (see prep_stage),
+	 * for up to n_thr threads: a float row and a prepared row per type */
+	int n_thr;
+	int64_t thr_row_len;
+	float *thr_row;           /* [n_thr][thr_row_len] */
+	void *thr_xq[N_SLOTS];    /* [n_thr][thr_xq_len[s]] */
+	size_t thr_xq_len[N_SLOTS];
 	bool have_logits;
 	/* the job of the current forward pass */
 	const int32_t *job_tokens;
@@ -502,6 +510,17 @@ int model_ctx_new(struct model *m, const struct model_ctx_opts *opts,
 	for (int s = 0; s < N_SLOTS; s++)
 		if (slot_row[s])
 			c->xq[s] = xalloc(slot_row[s] * (size_t)B, &tot, &oom);
+	/* private rows for as many threads as the machine has CPUs (a pool
+	 * resized beyond that takes the shared path) */
+	long ncpu = sysconf(_SC_NPROCESSORS_CONF);
+	c->n_thr = ncpu < 1 ? 1 : ncpu > TPOOL_MAX_THREADS ? TPOOL_MAX_THREADS : (int)ncpu;
+	c->thr_row_len = (kmax + 15) & ~(int64_t)15;
+	c->thr_row = xalloc((size_t)c->n_thr * (size_t)c->thr_row_len * fs, &tot, &oom);
+	for (int s = 0; s < N_SLOTS; s++)
+		if (slot_row[s]) {
+			c->thr_xq_len[s] = slot_row[s];
+			c->thr_xq[s] = xalloc(slot_row[s] * (size_t)c->n_thr, &tot, &oom);
+		}
 	if (oom) {
 		rc = fail(err, errlen, -ENOMEM, "model session: out of memory for %lld positions",
 			  (long long)c->n_ctx);
@@ -534,8 +553,11 @@ void model_ctx_free(struct model_ctx *c)
 	free(c->scores);
 	free(c->rope_cs);
 	free(c->logits);
-	for (int s = 0; s < N_SLOTS; s++)
+	for (int s = 0; s < N_SLOTS; s++) {
 		free(c->xq[s]);
+		free(c->thr_xq[s]);
+	}
+	free(c->thr_row);
 	free(c);
 }
 
@@ -573,27 +595,22 @@ int64_t model_ctx_common_prefix(const struct model_ctx *c, const int32_t *tokens
 
 /* ---------------------------------------------------------------- forward */
 
-static inline size_t prep_stride(enum ggml_type wt, int64_t k)
-{
-	return kern_prepare_size(wt, k);
-}
-
-/* Matrix W (rows out of k) times the rows prepared for W's type: rows [r0,r1)
- * of Y[j][r] (ldy floats apart) for j < B. */
-static void mat_rows(struct model_ctx *c, const struct gguf_tensor *W, int64_t B,
+/* Matrix W (rows out of k) times the inputs prepared for W's type in
+ * xq[slot]: rows [r0,r1) of Y[j][r] (ldy floats apart) for j < B. */
+static void mat_rows(void *const xq[N_SLOTS], const struct gguf_tensor *W, int64_t B,
 		     float *y, int64_t ldy, int64_t r0, int64_t r1)
 {
 	int64_t k = W->ne[0];
-	const void *xq = c->xq[slot_of(W->type)];
+	const void *x = xq[slot_of(W->type)];
 	if (B == 1)
-		kern_matvec(W->type, W->data, xq, y, k, r0, r1);
+		kern_matvec(W->type, W->data, x, y, k, r0, r1);
 	else
-		kern_matmul(W->type, W->data, xq, B, y, ldy, k, r0, r1);
+		kern_matmul(W->type, W->data, x, B, y, ldy, k, r0, r1);
 }
 
-/* Prepare row j of the input (k floats at src) for each distinct weight
- * type among ws[0..nw). One call per token row. */
-static void prepare_row(struct model_ctx *c, const float *src, int64_t j, int64_t k,
+/* Prepare one input row (k floats at src) as row j of the buffers xq[],
+ * once for each distinct weight type among ws[0..nw). */
+static void prepare_row(void *const xq[N_SLOTS], const float *src, int64_t j, int64_t k,
 			const struct gguf_tensor *const *ws, int nw)
 {
 	bool done[N_SLOTS] = { false };
@@ -602,28 +619,94 @@ static void prepare_row(struct model_ctx *c, const float *src, int64_t j, int64_
 		if (done[s])
 			continue;
 		done[s] = true;
-		size_t st = prep_stride(ws[i]->type, k);
-		kern_prepare(ws[i]->type, src, (char *)c->xq[s] + (size_t)j * st, k);
+		size_t st = kern_prepare_size(ws[i]->type, k);
+		kern_prepare(ws[i]->type, src, (char *)xq[s] + (size_t)j * st, k);
 	}
 }
 
-/* A group of up to 3 matrices sharing their input, split in CHUNK_ROWS
- * blocks; chunk index ch maps to (matrix, row block). */
+/* What a preparation stage does to its input rows before preparing them. */
+enum prep_op {
+	PREP_NORM,  /* rmsnorm(src) * w */
+	PREP_SILU,  /* silu(src) * up */
+	PREP_PLAIN, /* src as is */
+};
+
+struct prep {
+	enum prep_op op;
+	float *src;          /* [B][k] rows */
+	int64_t k;
+	const float *w;      /* PREP_NORM: norm weights; PREP_SILU: the up rows [B][k] */
+	const struct gguf_tensor *const *ws; /* the matrices that read the result */
+	int nw;
+	int64_t first;       /* rows [first, B) are prepared, as rows 0.. */
+};
+
+/* Prepare the input of the next products and return (in xq) where it is.
+ * For a single row, with a private buffer per thread, every thread does the
+ * (small) work itself into its own buffer and no barrier is needed: a
+ * generated token then meets 5 barriers per layer instead of 10. Otherwise
+ * rows are shared out, written to the session's shared buffers, and a
+ * barrier follows. Either way the same operations in the same order produce
+ * each value, so results do not depend on the path. */
+static void prep_stage(struct model_ctx *c, int ith, int nth, int64_t B, const struct prep *p,
+		       void *xq[N_SLOTS])
+{
+	const struct model_hparams *hp = &c->m->hp;
+	int64_t n = B - p->first;
+	if (n == 1 && nth <= c->n_thr && !c->job_hidden) {
+		float *tmp = c->thr_row + (size_t)ith * (size_t)c->thr_row_len;
+		const float *src = p->src + p->first * p->k;
+		if (p->op == PREP_NORM)
+			ops_rmsnorm(tmp, src, p->w, p->k, hp->rms_eps);
+		else if (p->op == PREP_SILU)
+			ops_silu_mul_to(tmp, src, p->w + p->first * p->k, p->k);
+		else
+			memcpy(tmp, src, (size_t)p->k * sizeof(float));
+		for (int s = 0; s < N_SLOTS; s++)
+			xq[s] = c->thr_xq[s] ? (char *)c->thr_xq[s] + (size_t)ith * c->thr_xq_len[s] : NULL;
+		prepare_row(xq, tmp, 0, p->k, p->ws, p->nw);
+		return;
+	}
+	for (int s = 0; s < N_SLOTS; s++)
+		xq[s] = c->xq[s];
+	int64_t j;
+	while ((j = tpool_chunk_next(c->m->pool)) < n) {
+		int64_t r = p->first + j;
+		float *row = p->src + r * p->k;
+		float *dst = row;
+		if (p->op == PREP_NORM) {
+			dst = c->xn + r * hp->n_embd; /* k == n_embd */
+			ops_rmsnorm(dst, row, p->w, p->k, hp->rms_eps);
+		} else if (p->op == PREP_SILU) {
+			ops_silu_mul_to(row, row, p->w + r * p->k, p->k);
+		}
+		prepare_row(xq, dst, j, p->k, p->ws, p->nw);
+	}
+	tpool_barrier(c->m->pool, ith);
+}
+
+/* A stage of products: up to 3 matrices sharing their input, split into
+ * blocks of rows[i] rows; chunk index ch maps to (matrix, row block). */
 struct mgroup {
 	const struct gguf_tensor *w[3];
 	float *y[3];
 	int64_t ldy[3];
+	int64_t rows[3];         /* rows per chunk; 0: CHUNK_ROWS */
 	const struct gguf_tensor *bias[3];
-	float *resid[3]; /* when set: resid[j][r] += y[j][r] after the product */
+	float *resid[3];         /* when set: resid[j][r] += y[j][r] after the product */
 	int n;
 };
 
-static void run_group(struct model_ctx *c, const struct mgroup *g, int64_t B)
+/* Runs the stage; after each chunk calls done(c, i, r0, r1) when set. */
+static void run_group(struct model_ctx *c, void *const xq[N_SLOTS], const struct mgroup *g,
+		      int64_t B, void (*done)(struct model_ctx *c, int i, int64_t r0, int64_t r1, void *arg),
+		      void *arg)
 {
 	struct tpool *pool = c->m->pool;
-	int64_t nch[3], total = 0;
+	int64_t nch[3], total = 0, per[3];
 	for (int i = 0; i < g->n; i++) {
-		nch[i] = (g->w[i]->ne[1] + CHUNK_ROWS - 1) / CHUNK_ROWS;
+		per[i] = g->rows[i] ? g->rows[i] : CHUNK_ROWS;
+		nch[i] = (g->w[i]->ne[1] + per[i] - 1) / per[i];
 		total += nch[i];
 	}
 	for (;;) {
@@ -636,8 +719,8 @@ static void run_group(struct model_ctx *c, const struct mgroup *g, int64_t B)
 			i++;
 		}
 		int64_t rows = g->w[i]->ne[1];
-		int64_t r0 = ch * CHUNK_ROWS, r1 = r0 + CHUNK_ROWS < rows ? r0 + CHUNK_ROWS : rows;
-		mat_rows(c, g->w[i], B, g->y[i], g->ldy[i], r0, r1);
+		int64_t r0 = ch * per[i], r1 = r0 + per[i] < rows ? r0 + per[i] : rows;
+		mat_rows(xq, g->w[i], B, g->y[i], g->ldy[i], r0, r1);
 		if (g->bias[i]) {
 			const float *b = g->bias[i]->data;
 			for (int64_t j = 0; j < B; j++)
@@ -649,6 +732,32 @@ static void run_group(struct model_ctx *c, const struct mgroup *g, int64_t B)
 				for (int64_t r = r0; r < r1; r++)
 					g->resid[i][j * g->ldy[i] + r] += g->y[i][j * g->ldy[i] + r];
 		}
+		if (done)
+			done(c, i, r0, r1, arg);
+	}
+}
+
+/* After a K or V chunk (one kv head's rows): rotary on K, both into the
+ * cache at the batch's positions. */
+struct kv_store {
+	float *kc, *vc; /* this layer's [kv head][n_ctx][hd] */
+};
+
+static void kv_chunk_done(struct model_ctx *c, int i, int64_t r0, int64_t r1, void *arg)
+{
+	const struct model_hparams *hp = &c->m->hp;
+	const struct kv_store *kv = arg;
+	int64_t hd = hp->n_embd_head, Ekv = hp->n_head_kv * hd, h = r0 / hd;
+	(void)r1;
+	if (i == 0)
+		return; /* Q: rotated by the attention stage, head by head */
+	for (int64_t j = 0; j < c->job_n; j++) {
+		int64_t p = c->job_pos0 + j;
+		float *src = (i == 1 ? c->k : c->v) + j * Ekv + h * hd;
+		if (i == 1)
+			ops_rope(src, 1, hd, hp->n_rot, c->rope_cs + j * hp->n_rot,
+				 hp->rope_mode == MODEL_ROPE_NEOX);
+		memcpy((i == 1 ? kv->kc : kv->vc) + (h * c->n_ctx + p) * hd, src, (size_t)hd * sizeof(float));
 	}
 }
 
@@ -663,9 +772,10 @@ static void fwd_worker(void *arg, int ith, int nth)
 	const int64_t Eq = hp->n_head * hd, Ekv = hp->n_head_kv * hd;
 	const int64_t n_ctx = c->n_ctx, group = hp->n_head / hp->n_head_kv;
 	const float scale = 1.0f / sqrtf((float)hd);
+	const int neox = hp->rope_mode == MODEL_ROPE_NEOX;
+	void *xq[N_SLOTS];
 	int64_t j;
 
-	(void)nth;
 	/* embeddings + rotary tables, one token per chunk */
 	while ((j = tpool_chunk_next(pool)) < B) {
 		const struct gguf_tensor *te = m->tok_embd;
@@ -679,114 +789,86 @@ static void fwd_worker(void *arg, int ith, int nth)
 
 	for (int64_t l = 0; l < hp->n_layer; l++) {
 		const struct layer *L = &m->layers[l];
-		float *kc = c->kv + (size_t)l * 2 * (size_t)(Ekv * n_ctx);
-		float *vc = kc + (size_t)(Ekv * n_ctx);
+		struct kv_store kv = { .kc = c->kv + (size_t)l * 2 * (size_t)(Ekv * n_ctx) };
+		kv.vc = kv.kc + (size_t)(Ekv * n_ctx);
 
-		/* attention norm + prepare */
+		/* attention norm | Q, K, V (+ bias; K rotated; K, V cached) */
 		const struct gguf_tensor *qkv[3] = { L->wq, L->wk, L->wv };
-		while ((j = tpool_chunk_next(pool)) < B) {
-			ops_rmsnorm(c->xn + j * E, c->x + j * E, L->attn_norm->data, E, hp->rms_eps);
-			prepare_row(c, c->xn + j * E, j, E, qkv, 3);
-		}
-		tpool_barrier(pool, ith);
-
-		/* Q, K, V (+ bias) */
+		struct prep p1 = { .op = PREP_NORM, .src = c->x, .k = E, .w = L->attn_norm->data,
+				   .ws = qkv, .nw = 3 };
+		prep_stage(c, ith, nth, B, &p1, xq);
 		struct mgroup g1 = {
 			.w = { L->wq, L->wk, L->wv },
 			.y = { c->q, c->k, c->v },
 			.ldy = { Eq, Ekv, Ekv },
+			.rows = { CHUNK_ROWS, hd, hd },
 			.bias = { L->bq, L->bk, L->bv },
 			.n = 3,
 		};
-		run_group(c, &g1, B);
+		run_group(c, xq, &g1, B, kv_chunk_done, &kv);
 		tpool_barrier(pool, ith);
 
-		/* rotary on q and k, store k and v into the cache */
-		while ((j = tpool_chunk_next(pool)) < B) {
-			const float *cs = c->rope_cs + j * hp->n_rot;
-			int neox = hp->rope_mode == MODEL_ROPE_NEOX;
-			ops_rope(c->q + j * Eq, hp->n_head, hd, hp->n_rot, cs, neox);
-			ops_rope(c->k + j * Ekv, hp->n_head_kv, hd, hp->n_rot, cs, neox);
-			int64_t p = pos0 + j;
-			for (int64_t h = 0; h < hp->n_head_kv; h++) {
-				memcpy(kc + (h * n_ctx + p) * hd, c->k + j * Ekv + h * hd, (size_t)hd * sizeof(float));
-				memcpy(vc + (h * n_ctx + p) * hd, c->v + j * Ekv + h * hd, (size_t)hd * sizeof(float));
-			}
-		}
-		tpool_barrier(pool, ith);
-
-		/* attention, one query head per chunk, every token of the batch */
+		/* attention, one query head per chunk (rotated here), every token */
 		int64_t h;
 		while ((h = tpool_chunk_next(pool)) < hp->n_head) {
 			int64_t kvh = h / group;
 			float *sc = c->scores + h * n_ctx;
-			for (j = 0; j < B; j++)
-				ops_attn_head(c->att + j * Eq + h * hd, c->q + j * Eq + h * hd,
-					      kc + kvh * n_ctx * hd, vc + kvh * n_ctx * hd, hd,
-					      pos0 + j + 1, hd, scale, sc);
+			for (j = 0; j < B; j++) {
+				float *qh = c->q + j * Eq + h * hd;
+				ops_rope(qh, 1, hd, hp->n_rot, c->rope_cs + j * hp->n_rot, neox);
+				ops_attn_head(c->att + j * Eq + h * hd, qh, kv.kc + kvh * n_ctx * hd,
+					      kv.vc + kvh * n_ctx * hd, hd, pos0 + j + 1, hd, scale, sc);
+			}
 		}
 		tpool_barrier(pool, ith);
 
+		/* Wo + residual */
 		const struct gguf_tensor *wo1[1] = { L->wo };
-		while ((j = tpool_chunk_next(pool)) < B)
-			prepare_row(c, c->att + j * Eq, j, Eq, wo1, 1);
-		tpool_barrier(pool, ith);
-
+		struct prep p2 = { .op = PREP_PLAIN, .src = c->att, .k = Eq, .ws = wo1, .nw = 1 };
+		prep_stage(c, ith, nth, B, &p2, xq);
 		struct mgroup g2 = {
 			.w = { L->wo }, .y = { c->tmp }, .ldy = { E }, .resid = { c->x }, .n = 1,
 		};
-		run_group(c, &g2, B);
+		run_group(c, xq, &g2, B, NULL, NULL);
 		tpool_barrier(pool, ith);
 
-		/* FFN */
+		/* FFN: norm | gate, up | silu(gate) * up | down + residual */
 		const struct gguf_tensor *gu[2] = { L->w_gate, L->w_up };
-		while ((j = tpool_chunk_next(pool)) < B) {
-			ops_rmsnorm(c->xn + j * E, c->x + j * E, L->ffn_norm->data, E, hp->rms_eps);
-			prepare_row(c, c->xn + j * E, j, E, gu, 2);
-		}
-		tpool_barrier(pool, ith);
-
+		struct prep p3 = { .op = PREP_NORM, .src = c->x, .k = E, .w = L->ffn_norm->data,
+				   .ws = gu, .nw = 2 };
+		prep_stage(c, ith, nth, B, &p3, xq);
 		struct mgroup g3 = {
 			.w = { L->w_gate, L->w_up }, .y = { c->gate, c->up }, .ldy = { F, F }, .n = 2,
 		};
-		run_group(c, &g3, B);
+		run_group(c, xq, &g3, B, NULL, NULL);
 		tpool_barrier(pool, ith);
 
 		const struct gguf_tensor *dn[1] = { L->w_down };
-		while ((j = tpool_chunk_next(pool)) < B) {
-			ops_silu_mul(c->gate + j * F, c->up + j * F, F);
-			prepare_row(c, c->gate + j * F, j, F, dn, 1);
-		}
-		tpool_barrier(pool, ith);
-
+		struct prep p4 = { .op = PREP_SILU, .src = c->gate, .k = F, .w = c->up, .ws = dn, .nw = 1 };
+		prep_stage(c, ith, nth, B, &p4, xq);
 		struct mgroup g4 = {
 			.w = { L->w_down }, .y = { c->tmp }, .ldy = { E }, .resid = { c->x }, .n = 1,
 		};
-		run_group(c, &g4, B);
+		run_group(c, xq, &g4, B, NULL, NULL);
 		tpool_barrier(pool, ith);
 	}
 
-	/* output norm (+ prepare) of the rows that need it */
+	/* output norm of the rows that need it, then the logits (or stop there
+	 * for embeddings: the normalized rows are in xn) */
 	const struct gguf_tensor *ow[1] = { m->output };
 	bool all = c->job_logits_all || c->job_hidden;
-	int64_t first = all ? 0 : B - 1;
-	while ((j = tpool_chunk_next(pool)) < B - first) {
-		int64_t src = first + j;
-		ops_rmsnorm(c->xn + src * E, c->x + src * E, m->out_norm->data, E, hp->rms_eps);
-		if (!c->job_hidden)
-			prepare_row(c, c->xn + src * E, j, E, ow, 1);
-	}
+	struct prep p5 = { .op = PREP_NORM, .src = c->x, .k = E, .w = m->out_norm->data,
+			   .ws = ow, .nw = c->job_hidden ? 0 : 1, .first = all ? 0 : B - 1 };
+	prep_stage(c, ith, nth, B, &p5, xq);
 	if (c->job_hidden)
 		return; /* tpool_run's end is the last barrier */
-	tpool_barrier(pool, ith);
-
 	struct mgroup g5 = {
 		.w = { m->output },
 		.y = { c->job_logits_all ? c->job_logits_all : c->logits },
 		.ldy = { hp->n_vocab },
 		.n = 1,
 	};
-	run_group(c, &g5, B - first);
+	run_group(c, xq, &g5, B - p5.first, NULL, NULL);
 }
 
 static int check_eval(struct model_ctx *c, const int32_t *tokens, int64_t n, int64_t pos0,

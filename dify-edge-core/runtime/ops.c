@@ -64,8 +64,13 @@ void ops_softmax(float *x, int64_t n)
 
 void ops_silu_mul(float *g, const float *u, int64_t n)
 {
+	ops_silu_mul_to(g, g, u, n);
+}
+
+void ops_silu_mul_to(float *out, const float *g, const float *u, int64_t n)
+{
 	for (int64_t i = 0; i < n; i++)
-		g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+		out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
 float ops_dot(const float *a, const float *b, int64_t n)

@@ -27,6 +27,8 @@ void ops_rope(float *x, int64_t n_head, int64_t head_dim, int64_t n_rot,
 void ops_softmax(float *x, int64_t n);
 /* g[i] = silu(g[i]) * u[i] */
 void ops_silu_mul(float *g, const float *u, int64_t n);
+/* out[i] = silu(g[i]) * u[i]; out may alias g */
+void ops_silu_mul_to(float *out, const float *g, const float *u, int64_t n);
 float ops_dot(const float *a, const float *b, int64_t n);
 /* y[i] += a * x[i] */
 void ops_axpy(float *y, float a, const float *x, int64_t n);
