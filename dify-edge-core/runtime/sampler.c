@@ -2,9 +2,10 @@
  * sampler.c: next-token selection (see sampler.h for the order of the steps).
  *
  * The candidates live in one array of n_vocab {id, logit, p} allocated by
- * sampler_new(). Work is kept proportional to what survives: top-k is a
- * quickselect (no full sort of a 150k vocabulary), min-p is a linear filter,
- * and only what remains is sorted for top-p. Every comparison breaks ties by
+ * sampler_new(); nothing is allocated per token. Work is kept proportional
+ * to what survives: top-k is a quickselect (no full sort of a 150k
+ * vocabulary), min-p is a linear filter, and top-p sorts (in place, heapsort)
+ * only a selected best-first prefix that grows until it holds the mass. Every comparison breaks ties by
  * the lower id, so the result is a pure function of (logits, params, seed,
  * history).
  */
@@ -158,14 +159,6 @@ static inline int better_logit(const struct cand *a, const struct cand *b)
 	return a->logit > b->logit || (a->logit == b->logit && a->id < b->id);
 }
 
-static int cmp_p_desc(const void *pa, const void *pb)
-{
-	const struct cand *a = pa, *b = pb;
-	if (a->p != b->p)
-		return a->p > b->p ? -1 : 1;
-	return a->id < b->id ? -1 : (a->id > b->id);
-}
-
 static void swap_cand(struct cand *a, struct cand *b)
 {
 	struct cand t = *a;
@@ -206,6 +199,34 @@ static void select_top_k(struct cand *c, int64_t n, int64_t k)
 			lo = i;
 		else
 			break;
+	}
+}
+
+/* Sort c[0..n) best first (by logit, then lower id), in place: heapsort,
+ * no allocation (glibc's qsort may malloc), O(n log n). */
+static void sift_down(struct cand *c, int64_t root, int64_t n)
+{
+	for (;;) {
+		int64_t child = 2 * root + 1;
+		if (child >= n)
+			return;
+		/* min-heap on "better": the worst element at the root */
+		if (child + 1 < n && better_logit(&c[child], &c[child + 1]))
+			child++;
+		if (!better_logit(&c[root], &c[child]))
+			return;
+		swap_cand(&c[root], &c[child]);
+		root = child;
+	}
+}
+
+static void sort_best_first(struct cand *c, int64_t n)
+{
+	for (int64_t i = n / 2 - 1; i >= 0; i--)
+		sift_down(c, i, n);
+	for (int64_t end = n - 1; end > 0; end--) {
+		swap_cand(&c[0], &c[end]); /* the worst goes last */
+		sift_down(c, 0, end);
 	}
 }
 
@@ -270,17 +291,25 @@ int32_t sampler_sample(struct sampler *s, const float *logits)
 		n = m > 0 ? m : 1; /* the best always passes; m >= 1 */
 	}
 
-	/* 5. top-p on the sorted survivors */
+	/* 5. top-p: the nucleus is usually small, so select the best m (64,
+	 * then 4x more while their mass falls short), sort only those. p is
+	 * monotonic in the logit, so "best" is by logit (then lower id). */
 	if (par->top_p < 1.0f) {
-		qsort(c, (size_t)n, sizeof(*c), cmp_p_desc);
-		double acc = 0, target = par->top_p * sum;
-		int64_t keep = n;
-		for (int64_t i = 0; i < n; i++) {
-			acc += c[i].p;
-			if (acc >= target) {
-				keep = i + 1;
-				break;
+		double target = par->top_p * sum;
+		int64_t m = n < 64 ? n : 64, keep = -1;
+		while (keep < 0) {
+			if (m < n)
+				select_top_k(c, n, m);
+			sort_best_first(c, m);
+			double acc = 0;
+			for (int64_t i = 0; i < m && keep < 0; i++) {
+				acc += c[i].p;
+				if (acc >= target)
+					keep = i + 1;
 			}
+			if (keep < 0 && m == n)
+				keep = n; /* rounding: the whole mass fell short */
+			m = m * 4 < n ? m * 4 : n;
 		}
 		n = keep;
 	}

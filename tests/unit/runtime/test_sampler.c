@@ -190,6 +190,26 @@ static void test_seeded_reproducible(void **state)
 	sampler_free(s);
 }
 
+/* A nucleus far larger than the first 64 candidates selected: equal logits
+ * over 1000 ids, top-p .5 keeps exactly the 500 lowest ids (ties go to the
+ * lower id). */
+static void test_top_p_large_nucleus(void **state)
+{
+	(void)state;
+	static float logits[1000];
+	struct sampler_params p = { .temp = 1, .top_p = 0.5f, .repeat_penalty = 1, .seed = 3 };
+	struct sampler *s = sampler_new(&p, 1000);
+	int max_id = 0;
+	for (int i = 0; i < 3000; i++) {
+		int32_t id = sampler_sample(s, logits);
+		assert_true(id >= 0 && id < 500);
+		if (id > max_id)
+			max_id = id;
+	}
+	assert_true(max_id > 400); /* the prefix grew past 64 and 256 */
+	sampler_free(s);
+}
+
 static void test_bad_params(void **state)
 {
 	(void)state;
@@ -214,6 +234,7 @@ int main(void)
 		cmocka_unit_test(test_draws),
 		cmocka_unit_test(test_greedy_and_penalty),
 		cmocka_unit_test(test_seeded_reproducible),
+		cmocka_unit_test(test_top_p_large_nucleus),
 		cmocka_unit_test(test_bad_params),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
