@@ -176,7 +176,7 @@ static void a_stats(void *ud, struct http_req *r)
 	struct srv *s = ud;
 	struct metrics_gauges g;
 	json_t *o;
-	srv_gauges(s, &g);
+	srv_gauges(s, &g, false);
 	o = json_pack("{s:i,s:s,s:f,s:b,s:b}", "pid", (int)getpid(), "model", s->alias, "uptime_s", g.uptime_s,
 		      "model_loaded", g.model_loaded, "vector_store_ready", g.vector_store_ready);
 	if (g.model_loaded) {

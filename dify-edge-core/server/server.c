@@ -161,7 +161,7 @@ void srv_jemalloc_stats(int64_t *allocated, int64_t *active, int64_t *resident)
 		*resident = (int64_t)v;
 }
 
-void srv_gauges(struct srv *s, struct metrics_gauges *g)
+void srv_gauges(struct srv *s, struct metrics_gauges *g, bool cheap)
 {
 	struct sched_stats st;
 	struct cache_stats cs;
@@ -176,7 +176,7 @@ void srv_gauges(struct srv *s, struct metrics_gauges *g)
 		g->slots_busy = st.busy;
 		g->slots_total = st.n_slots;
 		g->pool_threads = tpool_size(s->pool);
-		for (int i = 0; i < s->cfg.parallel; i++) {
+		for (int i = 0; !cheap && i < s->cfg.parallel; i++) {
 			g->kv_used_tokens += atomic_load(&s->slots[i].kv_used);
 			g->kv_total_tokens += s->n_ctx;
 			g->kv_bytes += (int64_t)model_ctx_kv_bytes(s->slots[i].ctx);
@@ -184,6 +184,9 @@ void srv_gauges(struct srv *s, struct metrics_gauges *g)
 	}
 	if (atomic_load(&s->kb_ready))
 		kb_counts(s->kb, &g->kb_documents, &g->kb_chunks);
+	g->je_allocated = g->je_active = g->je_resident = -1;
+	if (cheap)
+		return;
 	cache_stats(s->cache, &cs);
 	g->cache_entries = (int64_t)cs.entries;
 	srv_jemalloc_stats(&g->je_allocated, &g->je_active, &g->je_resident);
@@ -1290,7 +1293,7 @@ static void h_health(void *ud, struct http_req *r)
 	struct srv *s = ud;
 	struct metrics_gauges g;
 	bool failed;
-	srv_gauges(s, &g);
+	srv_gauges(s, &g, true);
 	pthread_mutex_lock(&s->load_mu);
 	failed = s->load_done && s->load_rc;
 	pthread_mutex_unlock(&s->load_mu);
@@ -1311,7 +1314,7 @@ static void h_metrics(void *ud, struct http_req *r)
 	struct srv *s = ud;
 	struct metrics_gauges g;
 	size_t len;
-	srv_gauges(s, &g);
+	srv_gauges(s, &g, false);
 	char *txt = metrics_render(s->metrics, &g, &len);
 	if (!txt) {
 		http_reply_errorf(r, 500, "server_error", "out_of_memory", "out of memory");

@@ -68,8 +68,9 @@ struct srv {
 void srv_log(struct srv *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* jemalloc stats.allocated/active/resident; -1 each without jemalloc. */
 void srv_jemalloc_stats(int64_t *allocated, int64_t *active, int64_t *resident);
-/* Gauges for /metrics and /admin/stats. */
-void srv_gauges(struct srv *s, struct metrics_gauges *g);
+/* Gauges for /metrics and /admin/stats; cheap = false also reads the KV
+ * sizes and jemalloc's stats (an epoch refresh: too slow for /health). */
+void srv_gauges(struct srv *s, struct metrics_gauges *g, bool cheap);
 
 /* admin.c */
 int admin_start(struct srv *s, const char *path, char *err, size_t errlen);

@@ -50,6 +50,14 @@ section "model: Qwen2-0.5B-shaped, random weights (dify-edge bench)"
 run_bounded 1500 sh tests/bench/model.sh
 
 # ---------------------------------------------------------------------------
+section "server: /health req/s, time to first token, HNSW (tests/bench/server.sh)"
+# Owner: helper "server". wrk at 64 connections, TTFT p50/p99 at 1/4/16
+# concurrent streams on the demo-size model, HNSW recall@10 and latency on
+# 100k random 384-d vectors (BENCH_QUICK=1: 20k). About 3 minutes plus the
+# HNSW build (several minutes on 2 cores).
+run_bounded 3600 bash tests/bench/server.sh
+
+# ---------------------------------------------------------------------------
 # (next sections: append below, one "section" block each)
 
 exit $status

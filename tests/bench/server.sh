@@ -1,0 +1,115 @@
+#!/bin/bash
+# tests/bench/server.sh: the `make bench` section of dify-edge serve (helper
+# "server"), called by tests/bench/run.sh. Prints Markdown tables:
+#   1. GET /health requests/s with wrk, 64 connections, 2 threads, 10 s;
+#   2. time to first token (client side: curl's time_starttransfer of a
+#      streamed /v1/completions, whose first body byte is the first token's
+#      text) p50/p99 at 1, 4 and 16 concurrent streams on the demo-size model
+#      (llama q8_0, 4 layers, width 128, vocab 2048), server with -P 4
+#      --queue 32 (16 streams: 4 decode, 12 wait) and with -P 16;
+#   3. HNSW (bench-hnsw): 100k random 384-d vectors, build time, recall@10
+#      against brute force and query latency per ef_search (BENCH_QUICK=1:
+#      20k vectors).
+# Env: BUILD, BENCH_QUICK, BENCH_THREADS. About 3 minutes plus the HNSW build
+# (several minutes for 100k vectors on 2 cores).
+set -u
+: "${BUILD:?BUILD must name the build directory}"
+BIN=$BUILD/bin
+QUICK=${BENCH_QUICK:-0}
+THREADS=${BENCH_THREADS:-2}
+DIR=$BUILD/bench-server
+mkdir -p "$DIR"
+M=$DIR/demo-llama-q8_0.gguf
+SPID=
+trap 'if [ -n "$SPID" ]; then kill $SPID 2>/dev/null; fi' EXIT
+
+if [ ! -x "$BIN/dify-edge" ]; then
+	echo "SKIP: $BIN/dify-edge not built"
+	exit 0
+fi
+if [ ! -f "$M" ]; then
+	"$BIN/dify-edge" gguf write-random --arch llama --type q8_0 \
+		--dims layers=4,embd=128,ff=384,heads=4,kv_heads=2,ctx=512,vocab=2048 --seed 42 -o "$M" >/dev/null || exit 1
+fi
+
+start() {
+	: >"$DIR/serve.log"
+	"$BIN/dify-edge" serve -m "$M" --host 127.0.0.1:0 -t "$THREADS" "$@" >"$DIR/serve.log" 2>&1 &
+	SPID=$!
+	PORT=
+	for _ in $(seq 1 200); do
+		PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$DIR/serve.log" | head -1)
+		[ -n "$PORT" ] && curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && return 0
+		sleep 0.05
+	done
+	echo "bench server: the server did not start: $(tail -3 "$DIR/serve.log")"
+	return 1
+}
+stop() {
+	kill -TERM $SPID 2>/dev/null
+	wait $SPID 2>/dev/null
+	SPID=
+}
+
+# percentile P of the numbers in file F (nearest rank)
+pct() { sort -n "$2" | awk -v p="$1" '{ a[NR] = $1 } END { i = int((p / 100) * NR + 0.999999); if (i < 1) i = 1; if (i > NR) i = NR; printf "%.1f", a[i] * 1000 }'; }
+
+echo "model: $M (llama q8_0, 4 layers, width 128, vocab 2048, random weights); compute threads $THREADS"
+echo
+
+# 1. /health with wrk
+if command -v wrk >/dev/null; then
+	start -P 4 || exit 1
+	D=10
+	[ "$QUICK" = 1 ] && D=4
+	wrk -t2 -c64 -d${D}s --latency "http://127.0.0.1:$PORT/health" >"$DIR/wrk.txt" 2>&1
+	RPS=$(awk '/^Requests\/sec/ { print $2 }' "$DIR/wrk.txt")
+	P50=$(awk '$1 == "50%" { print $2 }' "$DIR/wrk.txt")
+	P99=$(awk '$1 == "99%" { print $2 }' "$DIR/wrk.txt")
+	ERR=$(grep -E 'Non-2xx|Socket errors' "$DIR/wrk.txt" | tr '\n' ' ')
+	echo "| GET /health, wrk -t2 -c64 -d${D}s | requests/s | p50 | p99 |"
+	echo "|---|---:|---:|---:|"
+	echo "| keep-alive, thread per connection | $RPS | $P50 | $P99 |"
+	[ -n "$ERR" ] && echo "wrk: $ERR"
+	echo
+	stop
+else
+	echo "SKIP: wrk not installed"
+fi
+
+# 2. TTFT at 1, 4, 16 concurrent streams
+ttft_round() { # CONC OUTFILE
+	local pids=()
+	for _ in $(seq 1 "$1"); do
+		curl -sN -o /dev/null -w '%{time_starttransfer}\n' "http://127.0.0.1:$PORT/v1/completions" \
+			-d '{"prompt":"Once upon a time there was","max_tokens":32,"ignore_eos":true,"temperature":0.8,"stream":true}' >>"$2" &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+}
+echo "| server | concurrent streams | requests | TTFT p50 ms | TTFT p99 ms |"
+echo "|---|---:|---:|---:|---:|"
+for P in 4 16; do
+	start -P $P --queue 32 || exit 1
+	for C in 1 4 16; do
+		[ "$P" = 16 ] && [ "$C" != 16 ] && continue
+		R=$((48 / C))
+		[ $R -lt 4 ] && R=4
+		[ "$QUICK" = 1 ] && R=$(((R + 1) / 2))
+		: >"$DIR/ttft.$P.$C"
+		for _ in $(seq 1 $R); do ttft_round $C "$DIR/ttft.$P.$C"; done
+		echo "| -P $P --queue 32 | $C | $(wc -l <"$DIR/ttft.$P.$C") | $(pct 50 "$DIR/ttft.$P.$C") | $(pct 99 "$DIR/ttft.$P.$C") |"
+	done
+	curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^dify_edge_(time_to_first_token_seconds_(sum|count)|generated_tokens_total)' >"$DIR/metrics.$P"
+	stop
+done
+echo
+
+# 3. HNSW
+if [ -x "$BIN/bench-hnsw" ]; then
+	N=100000
+	[ "$QUICK" = 1 ] && N=20000
+	timeout -k 5 3000 "$BIN/bench-hnsw" --n $N --dim 384 --queries 200 --ef 64,128,256,512,1024
+else
+	echo "SKIP: $BIN/bench-hnsw not built"
+fi
