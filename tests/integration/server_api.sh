@@ -159,6 +159,29 @@ if [ "$(header X-RateLimit-Reset)" -ge 179 ] 2>/dev/null; then pass "X-RateLimit
 if [ "$(metric dify_edge_rate_limited_total)" = 1 ]; then pass "rate-limited request counted"; else fail "rate-limited request counted" "$(metric dify_edge_rate_limited_total)"; fi
 stop_server
 
+# a real trained model: the server's greedy text equals `dify-edge run`'s,
+# stop strings cut the text, chat uses the documented plain fallback
+S260=${TESTDATA:-}/stories260K.gguf
+if [ -f "$S260" ]; then
+	WANT=$("$BIN/dify-edge" run -m "$S260" --prompt "Once upon a time" -n 30 --temp 0 2>/dev/null)
+	start_server s260 -m "$S260" -P 1
+	wait_health 200
+	req POST /v1/completions '{"prompt":"Once upon a time","max_tokens":30,"temperature":0}'
+	expect_code "stories260K: greedy text equals dify-edge run" 200 ".choices[0].text == $(jq -n --arg t "$WANT" '$t')"
+	req POST /v1/completions '{"prompt":"Once upon a time","max_tokens":30,"temperature":0,"stop":[" Lily"]}'
+	expect_code "stories260K: stop string" 200 '.choices[0].text == ", there was a little girl named" and .choices[0].finish_reason == "stop"'
+	curl -sN "$U/v1/completions" -d '{"prompt":"Once upon a time","max_tokens":30,"temperature":0,"stop":["park"],"stream":true}' -o "$TMP/sse3"
+	ST=$(grep '^data: {' "$TMP/sse3" | sed 's/^data: //' | jq -s -j '[.[].choices[0].text] | join("")')
+	if [ "$ST" = ", there was a little girl named Lily. She loved to play outside in the " ]; then pass "stories260K: stop string in a stream"; else fail "stories260K: stop string in a stream" "[$ST]"; fi
+	req GET /v1/models
+	expect_code "stories260K: no template, plain fallback" 200 '.data[0].meta.chat_template == "plain"'
+	req POST /v1/chat/completions '{"messages":[{"role":"user","content":"Tell me a story"}],"max_tokens":20,"temperature":0}'
+	expect_code "stories260K: chat answers" 200 '(.choices[0].message.content|length) > 0 and .usage.completion_tokens <= 20'
+	stop_server
+else
+	skip "stories260K checks" "no $S260"
+fi
+
 # bad command lines
 expect_status "serve without a model: exit 2" 2 "$BIN/dify-edge" serve
 expect_status "serve with a missing model: exit 2" 2 "$BIN/dify-edge" serve -m "$TMP/none.gguf"
