@@ -220,10 +220,17 @@ static int vocab_build(struct vocab *v, int64_t n_vocab)
 			vocab_add(v, buf, score--, 1);
 		}
 	}
+	/* words, each after its prefixes: SentencePiece merges adjacent pieces
+	 * only into pieces that exist, so "▁time" is reachable as ▁t+i, ▁ti+m,
+	 * ▁tim+e */
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
-		snprintf(buf, sizeof(buf), "%s%s", sp, words[i]);
-		vocab_add(v, buf, score--, 1);
-		vocab_add(v, words[i], score--, 1);
+		size_t wl = strlen(words[i]);
+		for (size_t k = 2; k <= wl; k++) {
+			snprintf(buf, sizeof(buf), "%s%.*s", sp, (int)k, words[i]);
+			vocab_add(v, buf, score--, 1);
+			snprintf(buf, sizeof(buf), "%.*s", (int)k, words[i]);
+			vocab_add(v, buf, score--, 1);
+		}
 	}
 	/* letter pairs, triples, quads: with and without the space mark */
 	for (int len = 2; len <= 4 && v->n < n_vocab; len++) {
