@@ -1362,7 +1362,9 @@ static bool admit(void *ud, struct http_req *r, const struct http_route *rt)
 	if ((rt->flags & F_LIMIT) && s->rl) {
 		struct rl_result res;
 		char v[32];
-		if (token)
+		/* the key only identifies a client when keys are checked; otherwise
+		 * a client could dodge the limit by inventing tokens */
+		if (token && s->api_key)
 			snprintf(key, sizeof(key), "key:%.256s", token);
 		else
 			snprintf(key, sizeof(key), "ip:%s", http_peer(r));
