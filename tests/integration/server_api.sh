@@ -103,6 +103,9 @@ req POST /v1/completions "$(printf '{"prompt":"\xff\xfe"}')"
 expect_code "invalid UTF-8" 400 '.error.code == "invalid_utf8"'
 req POST /v1/completions "{\"prompt\":\"$(head -c 3000 /dev/zero | tr '\0' 'a')$(head -c 2000 /dev/zero | tr '\0' ' ')\"}"
 expect_code "body over the limit: 413" 413 '.error.code == "body_too_large"'
+head -c 6000 /dev/zero | tr '\0' 'a' >"$TMP/big"
+CODE=$(curl -s -o "$TMP/body" -w '%{http_code}' -H 'Transfer-Encoding: chunked' --data-binary @"$TMP/big" "$U/v1/completions")
+expect_code "chunked body over the limit: 413" 413 '.error.code == "body_too_large"'
 req POST /v1/completions "{\"prompt\":\"$(head -c 1500 /dev/zero | tr '\0' 'z')\"}"
 expect_code "prompt longer than the context: 400 naming the limit" 400 '.error.code == "context_length_exceeded" and (.error.message|test("context holds 256"))'
 req GET /v1/nothing
