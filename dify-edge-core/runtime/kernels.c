@@ -557,11 +557,12 @@ void kern_matvec(enum ggml_type wt, const void *w, const void *xq, float *y,
 		 int64_t k, int64_t r0, int64_t r1)
 {
 	int kt = kt_of(wt);
-	kern_matvec_fn fn;
+	kern_matvec_fn fn = NULL;
 
 	if (kt < 0 || r1 <= r0)
 		return;
-	fn = ops_now()->matvec[kt];
+	for (const struct kern_ops *o = ops_now(); o && !(fn = o->matvec[kt]); o = o->fallback)
+		;
 	if (!fn)
 		fn = kern_ops_scalar.matvec[kt];
 	fn(w, row_bytes(kt, k), xq, y, k, r0, r1);
@@ -571,11 +572,12 @@ void kern_matmul(enum ggml_type wt, const void *w, const void *xq, int64_t n,
 		 float *y, int64_t ldy, int64_t k, int64_t r0, int64_t r1)
 {
 	int kt = kt_of(wt);
-	kern_matmul_fn fn;
+	kern_matmul_fn fn = NULL;
 
 	if (kt < 0 || r1 <= r0 || n <= 0)
 		return;
-	fn = ops_now()->matmul[kt];
+	for (const struct kern_ops *o = ops_now(); o && !(fn = o->matmul[kt]); o = o->fallback)
+		;
 	if (!fn)
 		fn = kern_ops_scalar.matmul[kt];
 	fn(w, row_bytes(kt, k), xq, kern_prepare_size(wt, k), n, y, ldy, k, r0, r1);
@@ -583,7 +585,9 @@ void kern_matmul(enum ggml_type wt, const void *w, const void *xq, int64_t n,
 
 uint64_t kern_stream_read(const void *p, size_t n)
 {
-	uint64_t (*fn)(const void *, size_t) = ops_now()->stream_read;
+	uint64_t (*fn)(const void *, size_t) = NULL;
 
+	for (const struct kern_ops *o = ops_now(); o && !(fn = o->stream_read); o = o->fallback)
+		;
 	return (fn ? fn : stream_read_scalar)(p, n);
 }

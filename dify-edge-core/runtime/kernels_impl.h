@@ -6,9 +6,9 @@
  * DESIGN
  * Each ISA file exports one const table (struct kern_ops) of function
  * pointers indexed by the compute type (enum kern_t). A NULL entry means "this
- * ISA has no special version": the dispatcher in kernels.c falls back to the
- * scalar reference for that entry, so an ISA may be brought up one type at a
- * time.
+ * ISA has no special version": the dispatcher in kernels.c follows the
+ * table's `fallback` (AVX512 -> AVX2) and finally uses the scalar reference,
+ * so an ISA table holds only what it does better.
  *
  * Prepared activations (what kern_prepare writes, kern_prepare_size bytes,
  * always a multiple of 64 so consecutive rows keep the caller's alignment):
@@ -53,6 +53,8 @@ struct kern_ops {
 	kern_matvec_fn matvec[KT_COUNT];
 	kern_matmul_fn matmul[KT_COUNT];
 	uint64_t (*stream_read)(const void *p, size_t n);
+	/* Where NULL entries go first (another ISA's table); then scalar. */
+	const struct kern_ops *fallback;
 };
 
 static inline size_t kern_prep_d_off(int64_t nb)
