@@ -336,41 +336,28 @@ static int load_tensors(struct model *m, const char *path, char *err, size_t err
 	return 0;
 }
 
-int model_load(const char *path, struct tpool *pool, const struct model_load_opts *opts,
-	       struct model **out, char *err, size_t errlen)
+int model_load_gguf(struct gguf_file *g, struct tpool *pool, struct model **out,
+		    char *err, size_t errlen)
 {
+	const char *path = gguf_path(g);
 	struct model *m = NULL;
-	struct gguf_open_opts gopts = { 0 };
-	struct stat st;
 	int rc;
 
 	*out = NULL;
 	if (!pool) {
 		rc = fail(err, errlen, -EINVAL, "%s: no thread pool", path);
-		goto out;
-	}
-	/* gguf_open reports these too; saying it here keeps the message short. */
-	if (stat(path, &st) < 0) {
-		rc = fail(err, errlen, -errno, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (S_ISDIR(st.st_mode)) {
-		rc = fail(err, errlen, -EISDIR, "%s: is a directory, not a GGUF file", path);
+		gguf_close(g);
 		goto out;
 	}
 	kern_init();
 	m = calloc(1, sizeof(*m));
 	if (!m) {
 		rc = fail(err, errlen, -ENOMEM, "%s: out of memory", path);
+		gguf_close(g);
 		goto out;
 	}
 	m->pool = pool;
-	if (opts) {
-		gopts.mlock = opts->mlock;
-		gopts.populate = opts->populate;
-	}
-	if ((rc = gguf_open(path, &gopts, &m->g, err, errlen)) < 0)
-		goto out;
+	m->g = g;
 	if ((rc = load_hparams(m, path, err, errlen)) < 0 ||
 	    (rc = load_tensors(m, path, err, errlen)) < 0)
 		goto out;
@@ -390,6 +377,35 @@ int model_load(const char *path, struct tpool *pool, const struct model_load_opt
 	rc = 0;
 out:
 	model_free(m);
+	return rc;
+}
+
+int model_load(const char *path, struct tpool *pool, const struct model_load_opts *opts,
+	       struct model **out, char *err, size_t errlen)
+{
+	struct gguf_open_opts gopts = { 0 };
+	struct gguf_file *g = NULL;
+	struct stat st;
+	int rc;
+
+	*out = NULL;
+	/* gguf_open reports these too; saying it here keeps the message short. */
+	if (stat(path, &st) < 0) {
+		rc = fail(err, errlen, -errno, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		rc = fail(err, errlen, -EISDIR, "%s: is a directory, not a GGUF file", path);
+		goto out;
+	}
+	if (opts) {
+		gopts.mlock = opts->mlock;
+		gopts.populate = opts->populate;
+	}
+	if ((rc = gguf_open(path, &gopts, &g, err, errlen)) < 0)
+		goto out;
+	rc = model_load_gguf(g, pool, out, err, errlen);
+out:
 	return rc;
 }
 

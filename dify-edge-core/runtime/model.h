@@ -88,6 +88,11 @@ struct model_load_opts {
 int model_load(const char *path, struct tpool *pool,
 	       const struct model_load_opts *opts, struct model **out,
 	       char *err, size_t errlen);
+/* The same over a gguf_file already open (from gguf_open or gguf_open_mem:
+ * fuzzing, tests). The model takes ownership of g: it is closed by
+ * model_free(), or at once when loading fails. */
+int model_load_gguf(struct gguf_file *g, struct tpool *pool, struct model **out,
+		    char *err, size_t errlen);
 void model_free(struct model *m); /* NULL is a no-op; free the ctxs first */
 
 const struct model_hparams *model_hparams(const struct model *m);
