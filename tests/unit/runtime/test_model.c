@@ -598,6 +598,106 @@ static void test_stop_strings(void **state)
 	tpool_free(p);
 }
 
+/* Streaming: the chunks handed to on_text, concatenated, are exactly the
+ * decoded generated ids (a random model emits many byte tokens, so UTF-8
+ * sequences are split across tokens), no sequence is split between two
+ * chunks (a chunk may end with a lead byte only when what follows is not
+ * its continuation: invalid UTF-8), and with a stop string the text
+ * is the decoded text cut before the stop string's first occurrence. */
+struct stream {
+	struct textbuf tb;
+	struct collect ids;
+	bool prev_split;  /* the previous chunk ended with a lead byte short of its continuation bytes */
+	bool violation;   /* ... and this one went on with them: a sequence was split */
+};
+
+static int stream_text(void *arg, const char *t, size_t n)
+{
+	struct stream *st = arg;
+	if (st->prev_split && n && ((unsigned char)t[0] & 0xC0) == 0x80)
+		st->violation = true;
+	st->prev_split = false;
+	/* does this chunk end with a lead byte missing continuation bytes? */
+	for (size_t back = 1; back <= 3 && back <= n; back++) {
+		unsigned char ch = (unsigned char)t[n - back];
+		if ((ch & 0xC0) == 0x80)
+			continue;
+		size_t need = ch >= 0xF0 ? 4 : ch >= 0xE0 ? 3 : ch >= 0xC0 ? 2 : 1;
+		st->prev_split = need > back;
+		break;
+	}
+	return collect_text(&st->tb, t, n);
+}
+
+static int stream_token(void *arg, int32_t id)
+{
+	struct stream *st = arg;
+	return collect_token(&st->ids, id);
+}
+
+static void test_stream_equals_decode(void **state)
+{
+	(void)state;
+	char path[256], err[256];
+	struct model_random_spec s;
+	small_spec(&s, MODEL_ARCH_LLAMA, GGML_TYPE_Q8_0);
+	s.n_vocab = 600;
+	write_model(&s, path, sizeof(path));
+	struct tpool *p = tpool_new(2, err, sizeof(err));
+	struct model *m = NULL;
+	struct model_ctx *c = NULL;
+	assert_int_equal(model_load(path, p, NULL, &m, err, sizeof(err)), 0);
+	struct model_ctx_opts co = { .n_ctx = 256 };
+	assert_int_equal(model_ctx_new(m, &co, &c, err, sizeof(err)), 0);
+	const struct tok *tk = model_tok(m);
+	int32_t bos = tok_bos(tk);
+	static char dec[8192];
+	int with_bytes = 0, stops = 0;
+	for (uint64_t seed = 1; seed <= 6; seed++) {
+		struct sampler_params sp = { .temp = 1.5f, .top_p = 1, .repeat_penalty = 1, .seed = seed };
+		struct sampler *smp = sampler_new(&sp, model_n_vocab(m));
+		struct stream st = { .violation = false };
+		struct gen_params gp = { .max_tokens = 150, .ignore_eog = true, .on_text = stream_text,
+					 .on_token = stream_token, .arg = &st };
+		const char *stop = "e ";
+		if (seed > 3) {
+			gp.stop[0] = stop;
+			gp.n_stop = 1;
+		}
+		struct gen_result res;
+		assert_int_equal(gen_run(c, smp, &bos, 1, &gp, &res, err, sizeof(err)), 0);
+		int64_t n = tok_decode(tk, (const int32_t *)st.ids.ids, (size_t)st.ids.n, false, dec, sizeof(dec) - 1);
+		assert_true(n >= 0 && n < (int64_t)sizeof(dec));
+		dec[n] = 0;
+		for (int i = 0; i < st.ids.n; i++)
+			with_bytes += tok_token_type(tk, st.ids.ids[i]) == 6;
+		if (seed <= 3) {
+			assert_int_equal(res.stop, GEN_STOP_LENGTH);
+			assert_int_equal((int64_t)st.tb.n, n);
+			assert_memory_equal(st.tb.s, dec, (size_t)n);
+		} else {
+			const char *cut = strstr(dec, stop);
+			if (res.stop == GEN_STOP_STRING) {
+				stops++;
+				assert_non_null(cut);
+				assert_int_equal((int64_t)st.tb.n, cut - dec);
+			} else {
+				assert_null(cut);
+				assert_int_equal((int64_t)st.tb.n, n);
+			}
+			assert_memory_equal(st.tb.s, dec, st.tb.n);
+		}
+		assert_false(st.violation);
+		sampler_free(smp);
+	}
+	print_message("%d byte tokens generated, %d of 3 runs ended by the stop string\n", with_bytes, stops);
+	assert_true(with_bytes > 0); /* byte tokens were exercised */
+	assert_true(stops > 0);
+	model_ctx_free(c);
+	model_free(m);
+	tpool_free(p);
+}
+
 /* ---------------------------------------------------------------- bad input */
 
 static void test_bad_models(void **state)
@@ -702,6 +802,7 @@ int main(void)
 		cmocka_unit_test(test_resize_while_generating),
 		cmocka_unit_test(test_prefix_reuse),
 		cmocka_unit_test(test_stop_strings),
+		cmocka_unit_test(test_stream_equals_decode),
 		cmocka_unit_test(test_bad_models),
 		cmocka_unit_test(test_llama2_tiny_random),
 	};
