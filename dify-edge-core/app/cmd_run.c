@@ -54,48 +54,10 @@ static void usage(FILE *f)
 		GEN_MAX_STOP);
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-	size_t need;
-	uint32_t min;
-	if (s[0] < 0x80)
-		return 1;
-	if ((s[0] & 0xE0) == 0xC0) { need = 2; min = 0x80; }
-	else if ((s[0] & 0xF0) == 0xE0) { need = 3; min = 0x800; }
-	else if ((s[0] & 0xF8) == 0xF0) { need = 4; min = 0x10000; }
-	else return 0;
-	if (need > n)
-		return 0;
-	uint32_t cp = s[0] & (0x7F >> need);
-	for (size_t i = 1; i < need; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3F);
-	}
-	if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-		return 0;
-	return need;
-}
-
-/* Print text as valid UTF-8: a byte that starts no valid sequence (random
- * models emit lone byte tokens) prints as U+FFFD. The generation loop holds
- * back a sequence split across tokens, so a chunk ends on a boundary. */
 static int on_text(void *arg, const char *text, size_t len)
 {
-	const unsigned char *s = (const unsigned char *)text;
 	(void)arg;
-	while (len) {
-		size_t k = utf8_seq(s, len);
-		if (k) {
-			fwrite(s, 1, k, stdout);
-		} else {
-			fputs("\xef\xbf\xbd", stdout);
-			k = 1;
-		}
-		s += k;
-		len -= k;
-	}
+	fwrite(text, 1, len, stdout);
 	fflush(stdout);
 	return 0;
 }
@@ -260,7 +222,9 @@ int cmd_run(int argc, char **argv)
 		gp.on_token = on_token;
 		gp.arg = &io;
 	} else {
+		/* valid UTF-8 out: random models emit lone byte tokens */
 		gp.on_text = on_text;
+		gp.utf8_replace = true;
 	}
 	struct gen_result res;
 	rc = gen_run(ctx, s, toks, n, &gp, &res, err, sizeof(err));

@@ -76,11 +76,70 @@ static size_t stop_holdback(const struct gen_params *p, const char *s, size_t n)
 	return best;
 }
 
+/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid
+ * (bad lead, bad or missing continuation, overlong, surrogate, > U+10FFFF). */
+static size_t utf8_valid_seq(const unsigned char *s, size_t n)
+{
+	size_t need;
+	uint32_t min;
+	if (s[0] < 0x80)
+		return 1;
+	if ((s[0] & 0xE0) == 0xC0) {
+		need = 2;
+		min = 0x80;
+	} else if ((s[0] & 0xF0) == 0xE0) {
+		need = 3;
+		min = 0x800;
+	} else if ((s[0] & 0xF8) == 0xF0) {
+		need = 4;
+		min = 0x10000;
+	} else {
+		return 0;
+	}
+	if (need > n)
+		return 0;
+	uint32_t cp = s[0] & (0x7F >> need);
+	for (size_t i = 1; i < need; i++) {
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3F);
+	}
+	if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return need;
+}
+
 static int emit(const struct gen_params *p, const char *s, size_t n)
 {
 	if (!n || !p->on_text)
 		return 0;
-	return p->on_text(p->arg, s, n);
+	if (!p->utf8_replace)
+		return p->on_text(p->arg, s, n);
+	/* valid runs as they are, each invalid byte as U+FFFD, through a small
+	 * buffer so that a chunk stays one callback in the common case */
+	char out[512];
+	size_t o = 0;
+	const unsigned char *u = (const unsigned char *)s;
+	while (n) {
+		size_t k = utf8_valid_seq(u, n);
+		const char *src = (const char *)u;
+		size_t len = k;
+		if (!k) {
+			src = "\xef\xbf\xbd";
+			len = 3;
+			k = 1;
+		}
+		if (o + len > sizeof(out)) {
+			if (p->on_text(p->arg, out, o))
+				return -1;
+			o = 0;
+		}
+		memcpy(out + o, src, len);
+		o += len;
+		u += k;
+		n -= k;
+	}
+	return o ? p->on_text(p->arg, out, o) : 0;
 }
 
 /* Append a piece; returns 1 when a stop string was found, -1 when the

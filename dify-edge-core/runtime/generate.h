@@ -9,7 +9,8 @@
  * the output: bytes that could still become a stop string (a suffix of the
  * output that is a prefix of some stop string, so strings split across
  * tokens are found) and an incomplete UTF-8 sequence at the end are held
- * back; every chunk handed out is valid UTF-8 (when the tokens' bytes are).
+ * back; every chunk handed out is valid UTF-8 when the tokens' bytes are,
+ * and always with utf8_replace (invalid bytes become U+FFFD).
  * When a stop string is found, the text before it is emitted and the rest
  * is dropped. on_token sees every generated id (the EOG id too, the ids of
  * a stop string too). Nothing is allocated per token: the hold-back buffer
@@ -48,6 +49,9 @@ struct gen_params {
 	size_t n_stop;                       /* strings used, each <= GEN_MAX_STOP_LEN bytes */
 	bool ignore_eog;                     /* bench: do not stop on EOG */
 	bool render_special;                 /* print control tokens' text */
+	bool utf8_replace;                   /* hand out valid UTF-8 only: a byte
+					      * that starts no valid sequence
+					      * becomes U+FFFD (JSON/SSE users) */
 	gen_text_fn on_text;                 /* may be NULL */
 	gen_token_fn on_token;               /* may be NULL */
 	void *arg;

@@ -635,6 +635,43 @@ static int stream_token(void *arg, int32_t id)
 	return collect_token(&st->ids, id);
 }
 
+/* Valid UTF-8 (no overlongs, surrogates or values past U+10FFFF)? */
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		unsigned c = s[i];
+		size_t need = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+		if (!need || i + need > n)
+			return false;
+		uint32_t cp = need == 1 ? c : c & (0x7Fu >> need);
+		for (size_t k = 1; k < need; k++) {
+			if ((s[i + k] & 0xC0) != 0x80)
+				return false;
+			cp = (cp << 6) | (s[i + k] & 0x3F);
+		}
+		static const uint32_t min[5] = { 0, 0, 0x80, 0x800, 0x10000 };
+		if (cp < min[need] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+			return false;
+		i += need;
+	}
+	return true;
+}
+
+struct valid_chunks {
+	int chunks, invalid, replacements;
+};
+
+static int check_chunk(void *arg, const char *t, size_t n)
+{
+	struct valid_chunks *v = arg;
+	v->chunks++;
+	v->invalid += !utf8_valid((const unsigned char *)t, n);
+	for (size_t i = 0; i + 3 <= n; i++)
+		v->replacements += !memcmp(t + i, "\xef\xbf\xbd", 3);
+	return 0;
+}
+
 static void test_stream_equals_decode(void **state)
 {
 	(void)state;
@@ -690,6 +727,20 @@ static void test_stream_equals_decode(void **state)
 		assert_false(st.violation);
 		sampler_free(smp);
 	}
+	/* utf8_replace: every chunk is valid UTF-8; invalid bytes became U+FFFD */
+	struct valid_chunks vc = { 0 };
+	for (uint64_t seed = 1; seed <= 3; seed++) {
+		struct sampler_params sp = { .temp = 1.5f, .top_p = 1, .repeat_penalty = 1, .seed = seed };
+		struct sampler *smp = sampler_new(&sp, model_n_vocab(m));
+		struct gen_params gp = { .max_tokens = 150, .ignore_eog = true, .utf8_replace = true,
+					 .on_text = check_chunk, .arg = &vc };
+		assert_int_equal(gen_run(c, smp, &bos, 1, &gp, NULL, err, sizeof(err)), 0);
+		sampler_free(smp);
+	}
+	print_message("utf8_replace: %d chunks, %d invalid, %d replacement characters\n", vc.chunks,
+		      vc.invalid, vc.replacements);
+	assert_int_equal(vc.invalid, 0);
+	assert_true(vc.replacements > 0);
 	print_message("%d byte tokens generated, %d of 3 runs ended by the stop string\n", with_bytes, stops);
 	assert_true(with_bytes > 0); /* byte tokens were exercised */
 	assert_true(stops > 0);
