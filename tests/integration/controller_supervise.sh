@@ -1,0 +1,187 @@
+#!/bin/bash
+# controller_supervise.sh: edgectl supervise with the real core (dify-edge serve
+# on a generated tiny model): threads grow under a burst of requests and shrink
+# when idle, each decision in the audit log with its reason, no thread decision
+# inside the cooldown of the previous one, a killed core restarted within 3 s,
+# /v1/stream, /v1/snapshot and /metrics on the supervisor's socket, SIGTERM
+# reverts everything (no cgroup left), and 'edgectl revert' after a kill -9 of
+# the supervisor. Bad input: one line, exit 2, nothing left behind.
+. tests/lib.sh
+E=$BIN/edgectl
+D=$BIN/dify-edge
+export EDGECTL_STATE=$TMP/state.json
+CG=edgectl-itest-sup-$$
+PORT=$((20000 + $$ % 20000))
+SOCK=$TMP/sup.sock
+AUDIT=$TMP/audit.jsonl
+SUP=""
+
+cleanup() {
+	[ -n "$SUP" ] && kill -9 "$SUP" 2>/dev/null
+	pkill -9 -f "dify-edge serve --model-path $TMP/" 2>/dev/null
+	sleep 0.3
+	[ -f "$EDGECTL_STATE" ] && "$E" revert --quiet >/dev/null 2>&1
+	for c in cpu cpuacct cpuset memory; do
+		for d in /sys/fs/cgroup/$c/$CG/core /sys/fs/cgroup/$c/$CG; do
+			[ -d "$d" ] || continue
+			while read -r p; do echo "$p" > /sys/fs/cgroup/$c/cgroup.procs 2>/dev/null; done < "$d/cgroup.procs"
+			rmdir "$d" 2>/dev/null
+		done
+	done
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+no_cgroup() { for c in cpu cpuacct cpuset memory; do [ -d /sys/fs/cgroup/$c/$CG ] && return 1; done; return 0; }
+
+if [ "$(id -u)" -ne 0 ] || ! grep -q ' cgroup cgroup .*cpu' /proc/self/mountinfo; then
+	skip "supervise" "needs root and the cpu controller on cgroup v1"
+	finish
+fi
+if ! "$D" gguf write-random --arch llama --type q8_0 --dims layers=4,embd=256,ff=768,heads=4,kv_heads=2,ctx=512,vocab=2048 -o "$TMP/tiny.gguf" >/dev/null 2>&1; then
+	skip "supervise" "dify-edge gguf write-random failed: no model for the core"
+	finish
+fi
+
+cat > "$TMP/edge.ini" <<INI
+[general]
+cgroup = $CG/core
+socket = $SOCK
+audit_log = $AUDIT
+start_grace = 10s
+[threads]
+queue_high = 2
+sustain_ticks = 1
+cooldown = 3s
+idle = 4s
+[bandwidth]
+ttft_p99_target = 30s
+INI
+CORE_ARGS=(-- "$D" serve --model-path "$TMP/tiny.gguf" --host 127.0.0.1:$PORT -t 1 -P 2 --queue 64 -q)
+
+# ---- bad input ----
+bad() { # NAME WANT ARGS...
+	n=$1; want=$2; shift 2
+	timeout 10 "$E" "$@" >"$TMP/out" 2>"$TMP/err"; rc=$?
+	if [ $rc -ne 2 ]; then fail "$n" "exit $rc, want 2; stderr: $(cat "$TMP/err")"; return; fi
+	if [ "$(wc -l < "$TMP/err")" -ne 1 ] || ! grep -q -- "$want" "$TMP/err"; then fail "$n" "stderr: $(cat "$TMP/err")"; return; fi
+	if ! no_cgroup || [ -e "$EDGECTL_STATE" ]; then fail "$n" "left a cgroup or a state file"; return; fi
+	pass "$n"
+}
+printf '[threads]\nqueue_hihg = 4\n' > "$TMP/typo.ini"
+bad "supervise: config key with a typo" "typo.ini:2: unknown key 'queue_hihg' in \[threads\]" supervise --config "$TMP/typo.ini" "${CORE_ARGS[@]}"
+bad "supervise: cgroup outside the hierarchy" "outside the cgroup hierarchy" supervise --config "$TMP/edge.ini" --cgroup ../../x "${CORE_ARGS[@]}"
+bad "supervise: no core command" "no core command" supervise --config "$TMP/edge.ini"
+printf '[general]\ncgroup = %s/core\nsocket = %s\naudit_log = %s\n[bandwidth]\nneighbours = /no/such/hog\n' "$CG" "$SOCK" "$AUDIT" > "$TMP/nb.ini"
+bad "supervise: neighbour cgroup that does not exist" "neighbour cgroup /no/such/hog: no such cgroup" supervise --config "$TMP/nb.ini" "${CORE_ARGS[@]}"
+
+wait_health() { # SECONDS
+	for _ in $(seq $(( $1 * 20 ))); do
+		curl -s -m 0.3 "http://127.0.0.1:$PORT/health" 2>/dev/null | grep -q '"status":"ok"' && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# ---- dry run: decisions logged, nothing created ----
+"$E" supervise --config "$TMP/edge.ini" --dry-run "${CORE_ARGS[@]}" > "$TMP/dry.out" 2>&1 &
+SUP=$!
+wait_health 20 && sleep 3
+if no_cgroup && [ ! -e "$EDGECTL_STATE" ]; then pass "dry run creates no cgroup and no state"; else fail "dry run creates no cgroup and no state" "found one"; fi
+grep -q '"dry_run":true' "$AUDIT" && ! grep -q '"applied":true' "$AUDIT" && pass "dry run logs decisions, applies none" \
+	|| fail "dry run logs decisions, applies none" "$(head -c 400 "$AUDIT")"
+kill -TERM "$SUP"; wait "$SUP"; rc=$?; SUP=""
+[ $rc -eq 0 ] && pass "dry run exits 0 on SIGTERM" || fail "dry run exits 0 on SIGTERM" "exit $rc: $(cat "$TMP/dry.out")"
+rm -f "$AUDIT"
+
+# ---- live ----
+"$E" supervise --config "$TMP/edge.ini" "${CORE_ARGS[@]}" > "$TMP/sup.out" 2>&1 &
+SUP=$!
+if ! wait_health 30; then
+	fail "supervise starts the core" "no /health: $(cat "$TMP/sup.out")"
+	finish
+fi
+pass "supervise starts the core"
+core=$(sed -n 's/.*"event":"core_start","pid":\([0-9]*\).*/\1/p' "$AUDIT" | head -1)
+grep -q ":cpu:/$CG/core\$" /proc/$core/cgroup && grep -q ":cpuset:/$CG/core\$" /proc/$core/cgroup \
+	&& pass "the core runs in its cgroup" || fail "the core runs in its cgroup" "$(grep -E 'cpu|memory' /proc/$core/cgroup | tr '\n' ' ')"
+
+# load: a burst of concurrent requests -> the queue grows -> threads grow
+LOAD=()
+for i in $(seq 20); do
+	curl -s -m 120 "http://127.0.0.1:$PORT/v1/completions" -d '{"prompt":"tell me a story","max_tokens":120}' -o /dev/null &
+	LOAD+=($!)
+done
+grew=""
+for _ in $(seq 150); do
+	grew=$(grep '"policy":"threads"' "$AUDIT" | grep '"reason":"queue' | head -1)
+	[ -n "$grew" ] && break
+	sleep 0.1
+done
+[ -n "$grew" ] && pass "threads grow under load" || fail "threads grow under load" "no grow decision: $(grep threads "$AUDIT" | tail -3)"
+echo "$grew" | cut -c1-300
+wait "${LOAD[@]}"
+# idle -> shrink
+shrank=""
+for _ in $(seq 200); do
+	shrank=$(grep '"policy":"threads"' "$AUDIT" | grep '"reason":"idle' | head -1)
+	[ -n "$shrank" ] && break
+	sleep 0.1
+done
+[ -n "$shrank" ] && pass "threads shrink when idle" || fail "threads shrink when idle" "no idle shrink: $(grep threads "$AUDIT" | tail -3)"
+echo "$shrank" | cut -c1-300
+
+# every decision has a reason and says whether it was applied
+nd=$(grep -c '"policy":' "$AUDIT"); nr=$(grep '"policy":' "$AUDIT" | grep -c '"reason":"[^"]')
+[ "$nd" -gt 0 ] && [ "$nd" -eq "$nr" ] && pass "each of $nd decisions in the audit log has its reason" || fail "each decision has a reason" "$nd decisions, $nr with reasons"
+grep '"policy":' "$AUDIT" | grep -q '"applied":false' && fail "decisions applied" "$(grep '"applied":false' "$AUDIT" | head -2)" || pass "decisions applied"
+
+# no thread decision inside the cooldown (3 s) of the previous one (cuts to the CPU count excepted)
+prev=""; bad_cd=""
+while read -r line; do
+	ts=$(echo "$line" | sed -n 's/.*"ts":"\([^"]*\)".*/\1/p')
+	t=$(date -d "$ts" +%s.%N)
+	if [ -n "$prev" ] && ! echo "$line" | grep -q 'exceed the'; then
+		awk -v a="$prev" -v b="$t" 'BEGIN { exit !(b - a < 2.95) }' && bad_cd="$bad_cd $ts"
+	fi
+	prev=$t
+done < <(grep '"policy":"threads"' "$AUDIT")
+[ -z "$bad_cd" ] && pass "no thread decision inside the cooldown of the previous one" || fail "cooldown respected" "decisions at$bad_cd"
+
+# the supervisor's socket
+curl -s -m 3 --unix-socket "$SOCK" http://x/v1/stream > "$TMP/stream" 2>/dev/null
+n=$(grep -c '^{"tick":' "$TMP/stream")
+[ "$n" -ge 2 ] && pass "/v1/stream gives one NDJSON line per tick ($n in 3 s)" || fail "/v1/stream" "$n lines"
+curl -s --unix-socket "$SOCK" http://x/v1/snapshot | grep -q '"snapshot":{"version":1' && pass "/v1/snapshot" || fail "/v1/snapshot" "no snapshot"
+curl -s --unix-socket "$SOCK" http://x/metrics > "$TMP/metrics"
+grep -q '^edgectl_ticks_total [1-9]' "$TMP/metrics" && grep -q '^edgectl_core_up 1' "$TMP/metrics" && pass "/metrics" || fail "/metrics" "$(head -5 "$TMP/metrics")"
+
+# kill the core: restarted within 3 s
+core=$(sed -n 's/.*"event":"core_\(start\|restart\)","pid":\([0-9]*\).*/\2/p' "$AUDIT" | tail -1)
+t0=$(date +%s.%N); kill -9 "$core"
+if wait_health 3; then
+	t1=$(date +%s.%N)
+	pass "killed core serving again within 3 s ($(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s)"
+else
+	fail "killed core restarted within 3 s" "$(tail -2 "$AUDIT")"
+fi
+grep -q "\"event\":\"core_restart\".*killed by signal 9" "$AUDIT" && pass "restart logged with its reason" || fail "restart logged" "$(tail -2 "$AUDIT")"
+
+# SIGTERM: stop and revert
+kill -TERM "$SUP"; wait "$SUP"; rc=$?; SUP=""
+[ $rc -eq 0 ] && pass "supervise exits 0 on SIGTERM" || fail "supervise exits 0 on SIGTERM" "exit $rc: $(cat "$TMP/sup.out")"
+no_cgroup && pass "SIGTERM reverts: no cgroup left" || fail "SIGTERM reverts: no cgroup left" "$(ls -d /sys/fs/cgroup/*/$CG 2>/dev/null)"
+[ ! -e "$EDGECTL_STATE" ] && pass "SIGTERM reverts: state removed" || fail "SIGTERM reverts: state removed" "still there"
+pgrep -f "dify-edge serve --model-path $TMP/" >/dev/null && fail "core stopped" "still running" || pass "core stopped"
+
+# kill -9 of the supervisor: the core goes with it, 'edgectl revert' removes the rest
+rm -f "$AUDIT"
+"$E" supervise --config "$TMP/edge.ini" "${CORE_ARGS[@]}" > "$TMP/sup.out" 2>&1 &
+SUP=$!
+wait_health 30 && sleep 2
+kill -9 "$SUP"; wait "$SUP" 2>/dev/null; SUP=""
+sleep 1
+no_cgroup && fail "kill -9 leaves the cgroup for revert" "nothing left (unexpected)" || pass "kill -9 leaves the cgroup for revert"
+if "$E" revert > "$TMP/rev" 2>&1 && no_cgroup; then pass "revert after kill -9 of supervise removes its cgroups"
+else fail "revert after kill -9 of supervise" "$(cat "$TMP/rev")"; fi
+finish
