@@ -476,6 +476,48 @@ static void test_resize_while_generating(void **state)
 	}
 }
 
+/* Two sessions of one model generating at once from two threads (the
+ * server's slots): their forward passes take turns in tpool_run, and each
+ * gets exactly the ids it gets alone. */
+struct gen_job {
+	struct model *m;
+	struct collect out;
+};
+
+static void *gen_thread(void *arg)
+{
+	struct gen_job *j = arg;
+	greedy(j->m, 40, &j->out);
+	return NULL;
+}
+
+static void test_concurrent_sessions(void **state)
+{
+	(void)state;
+	char path[256], err[256];
+	struct model_random_spec s;
+	small_spec(&s, MODEL_ARCH_QWEN2, GGML_TYPE_Q8_0);
+	write_model(&s, path, sizeof(path));
+	struct tpool *p = tpool_new(2, err, sizeof(err));
+	struct model *m = NULL;
+	assert_int_equal(model_load(path, p, NULL, &m, err, sizeof(err)), 0);
+	struct collect base;
+	greedy(m, 40, &base);
+	struct gen_job jobs[3];
+	pthread_t th[3];
+	for (int i = 0; i < 3; i++) {
+		jobs[i].m = m;
+		assert_int_equal(pthread_create(&th[i], NULL, gen_thread, &jobs[i]), 0);
+	}
+	for (int i = 0; i < 3; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(jobs[i].out.n, base.n);
+		assert_memory_equal(jobs[i].out.ids, base.ids, sizeof(int32_t) * (size_t)base.n);
+	}
+	model_free(m);
+	tpool_free(p);
+}
+
 /* ---------------------------------------------------------------- sessions */
 
 static void test_prefix_reuse(void **state)
@@ -851,6 +893,7 @@ int main(void)
 		cmocka_unit_test(test_ref_logits),
 		cmocka_unit_test(test_threads_bitwise),
 		cmocka_unit_test(test_resize_while_generating),
+		cmocka_unit_test(test_concurrent_sessions),
 		cmocka_unit_test(test_prefix_reuse),
 		cmocka_unit_test(test_stop_strings),
 		cmocka_unit_test(test_stream_equals_decode),
