@@ -132,6 +132,17 @@ static size_t row_bytes(int kt, int64_t k)
 
 /* -------------------------------------------------- quantize (ggml ref) */
 
+/* roundf(v) (halves away from zero) for |v| < 2^31, exactly, without the
+ * libm call: v - trunc(v) is exact in float, so comparing it with +-0.5
+ * decides the rounding as roundf does (adding 0.5 first would not: 0.49999997
+ * + 0.5 rounds up to 1). The quantizers only see |v| <= ~127. */
+static inline int32_t round_half_away(float v)
+{
+	int32_t t = (int32_t)v;
+	float diff = v - (float)t;
+	return t + (diff >= 0.5f) - (diff <= -0.5f);
+}
+
 static void quantize_q8_0(const float *x, struct block_q8_0 *y, int64_t k)
 {
 	int64_t nb = k / QK8_0;
@@ -147,7 +158,7 @@ static void quantize_q8_0(const float *x, struct block_q8_0 *y, int64_t k)
 		y[i].d = kern_f32_to_f16(d);
 		for (int j = 0; j < QK8_0; j++) {
 			const float x0 = x[i * QK8_0 + j] * id;
-			y[i].qs[j] = (int8_t)roundf(x0);
+			y[i].qs[j] = (int8_t)round_half_away(x0); /* = roundf */
 		}
 	}
 }
@@ -181,6 +192,18 @@ static void quantize_q4_0(const float *x, struct block_q4_0 *y, int64_t k)
 	}
 }
 
+static const struct kern_ops *ops_now(void);
+
+/* The current ISA's Q8_0 quantizer (identical results), else the scalar. */
+static void quantize_q8_0_any(const float *x, struct block_q8_0 *y, int64_t k)
+{
+	void (*fn)(const float *, struct block_q8_0 *, int64_t) = NULL;
+
+	for (const struct kern_ops *o = ops_now(); o && !(fn = o->quantize_q8_0); o = o->fallback)
+		;
+	(fn ? fn : quantize_q8_0)(x, y, k);
+}
+
 void kern_quantize_row(enum ggml_type t, const float *x, void *dst, int64_t k)
 {
 	switch (kt_of(t)) {
@@ -194,7 +217,7 @@ void kern_quantize_row(enum ggml_type t, const float *x, void *dst, int64_t k)
 		break;
 	}
 	case KT_Q8_0:
-		quantize_q8_0(x, dst, k);
+		quantize_q8_0_any(x, dst, k);
 		break;
 	case KT_Q4_0:
 		quantize_q4_0(x, dst, k);
@@ -283,7 +306,7 @@ void kern_prepare(enum ggml_type wt, const float *x, void *xq, int64_t k)
 	struct block_q8_0 *q = xq;
 	float *d = (float *)((char *)xq + kern_prep_d_off(nb));
 
-	quantize_q8_0(x, q, k);
+	quantize_q8_0_any(x, q, k);
 	for (int64_t b = 0; b < nb; b++)
 		d[b] = kern_f16_to_f32(q[b].d);
 	if (kt == KT_Q4_0) {
@@ -543,7 +566,7 @@ int kern_force_isa(enum kern_isa isa)
 	return 0;
 }
 
-static inline const struct kern_ops *ops_now(void)
+static const struct kern_ops *ops_now(void)
 {
 	const struct kern_ops *ops = atomic_load_explicit(&cur_ops, memory_order_acquire);
 	if (__builtin_expect(ops == NULL, 0)) {

@@ -53,6 +53,8 @@ struct kern_ops {
 	kern_matvec_fn matvec[KT_COUNT];
 	kern_matmul_fn matmul[KT_COUNT];
 	uint64_t (*stream_read)(const void *p, size_t n);
+	/* Q8_0 quantization, bit-identical to the scalar (ggml) reference. */
+	void (*quantize_q8_0)(const float *x, struct block_q8_0 *y, int64_t k);
 	/* Where NULL entries go first (another ISA's table); then scalar. */
 	const struct kern_ops *fallback;
 };

@@ -54,6 +54,12 @@ AI float hsum(__m256 v)
 	return _mm_cvtss_f32(s);
 }
 
+/* f32 -> f16, round to nearest even: the same as kern_f32_to_f16 (tested) */
+AI uint16_t f32_to_f16_hw(float f)
+{
+	return (uint16_t)_mm_extract_epi16(_mm_cvtps_ph(_mm_set_ss(f), _MM_FROUND_TO_NEAREST_INT), 0);
+}
+
 AI uint16_t ld16(const void *p)
 {
 	uint16_t h;
@@ -355,6 +361,54 @@ DEFINE(q4_0, T_Q4)
 DEFINE(f16, T_F16)
 DEFINE(f32, T_F32)
 
+/* Q8_0 quantization with the scalar reference's exact operations (kernels.c,
+ * ggml's quantize_row_q8_0_ref): amax by max of |x| (exact), d = amax / 127
+ * and id = 1/d as scalars, x * id per lane (the same IEEE product), then
+ * round half away from zero exactly: t = trunc(v), v - t is exact, +-1 when
+ * |v - t| >= 0.5. So the bytes are identical (the tests check it). */
+__attribute__((unused)) static void quantize_q8_0(const float *x, struct block_q8_0 *y, int64_t k)
+{
+	const __m256 sign = _mm256_set1_ps(-0.0f), half = _mm256_set1_ps(0.5f);
+	const __m256 mhalf = _mm256_set1_ps(-0.5f);
+	const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+
+	for (int64_t b = 0; b < k / 32; b++) {
+		const float *xb = x + b * 32;
+		__m256 v[4], m;
+		UNROLL
+		for (int i = 0; i < 4; i++)
+			v[i] = _mm256_loadu_ps(xb + 8 * i);
+		m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
+				  _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
+		__m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+		m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+		m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+		const float amax = _mm_cvtss_f32(m4);
+		const float d = amax / 127;
+		const float id = d ? 1.0f / d : 0.0f;
+		const __m256 idv = _mm256_set1_ps(id);
+		__m256i q[4];
+		UNROLL
+		for (int i = 0; i < 4; i++) {
+			__m256 s = _mm256_mul_ps(v[i], idv);
+			__m256i t = _mm256_cvttps_epi32(s);
+			__m256 diff = _mm256_sub_ps(s, _mm256_cvtepi32_ps(t));
+			/* compare masks are -1 where true: t + ge - le */
+			__m256i ge = _mm256_castps_si256(_mm256_cmp_ps(diff, half, _CMP_GE_OQ));
+			__m256i le = _mm256_castps_si256(_mm256_cmp_ps(diff, mhalf, _CMP_LE_OQ));
+			q[i] = _mm256_add_epi32(_mm256_sub_epi32(t, ge), le);
+		}
+		/* int32 -> int8, restoring element order across the 128-bit
+		 * lanes that packs works within */
+		__m256i p01 = _mm256_packs_epi32(q[0], q[1]);
+		__m256i p23 = _mm256_packs_epi32(q[2], q[3]);
+		__m256i p = _mm256_packs_epi16(p01, p23);
+		p = _mm256_permutevar8x32_epi32(p, perm);
+		y[b].d = f32_to_f16_hw(d);
+		_mm256_storeu_si256((__m256i *)y[b].qs, p);
+	}
+}
+
 /* Four independent 32-byte load streams per iteration (xor keeps the
  * dependency chains short); the tail goes byte by byte. */
 __attribute__((unused)) static uint64_t stream_read(const void *p, size_t n)
@@ -395,6 +449,7 @@ const struct kern_ops KX_OPS = {
 const struct kern_ops KX_OPS = {
 	.name = KX_NAME,
 	.stream_read = stream_read,
+	.quantize_q8_0 = quantize_q8_0,
 	.matvec = {
 		[KT_F32] = matvec_f32,
 		[KT_F16] = matvec_f16,

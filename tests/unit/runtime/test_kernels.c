@@ -538,6 +538,57 @@ static void test_products_random(void **state)
 	check_products(0);
 }
 
+/* Q8_0 quantization (kern_quantize_row and kern_prepare use the ISA's
+ * version) gives the same bytes on every ISA as the scalar reference, on
+ * random blocks of many magnitudes and on blocks made of rounding ties:
+ * one element +-127 makes d = 1 exactly, so the others are rounded as they
+ * are, and roundf's halves-away-from-zero must hold (+-0.5, +-1.5, ...,
+ * and 0.49999997, which a naive "add 0.5 and truncate" gets wrong). */
+static void test_quantize_same_on_every_isa(void **state)
+{
+	enum { K = 32 * 64 };
+	static float x[K];
+	static struct block_q8_0 want[K / 32], got[K / 32];
+	static const float ties[] = {
+		0.5f, 1.5f, 2.5f, 63.5f, 126.5f, 0.49999997f, 0.50000006f,
+		1.4999999f, 2.5000002f, 0.0f, 1e-30f, 126.49999f,
+	};
+	struct isa_list l = available_isas();
+	enum kern_isa best = kern_isa();
+	(void)state;
+
+	for (int rep = 0; rep < 40; rep++) {
+		for (int i = 0; i < K; i++) {
+			if (rep % 2) {
+				float t = ties[rnd() % (sizeof(ties) / sizeof(ties[0]))];
+				x[i] = (rnd() & 1) ? -t : t;
+				if (i % 32 == 7)
+					x[i] = (rnd() & 1) ? 127.0f : -127.0f;
+			} else {
+				/* magnitudes from 1e-8 to 1e8 per block */
+				float scale = powf(10.0f, (float)((int)((i / 32 + rep) % 17) - 8));
+				x[i] = grand() * scale;
+			}
+		}
+		assert_int_equal(kern_force_isa(KERN_ISA_SCALAR), 0);
+		kern_quantize_row(GGML_TYPE_Q8_0, x, want, K);
+		if (rep % 2)
+			for (int i = 0; i < K; i++)
+				if (i % 32 != 7 && want[i / 32].qs[i % 32] != (int8_t)roundf(x[i]))
+					fail_msg("scalar: x = %.9g -> %d, roundf %g", x[i],
+						 want[i / 32].qs[i % 32], roundf(x[i]));
+		for (int ii = 0; ii < l.n; ii++) {
+			assert_int_equal(kern_force_isa(l.isa[ii]), 0);
+			kern_quantize_row(GGML_TYPE_Q8_0, x, got, K);
+			for (int b = 0; b < K / 32; b++)
+				if (memcmp(&want[b], &got[b], sizeof(got[b])))
+					fail_msg("%s: rep %d block %d differs from scalar (d %#x vs %#x)",
+						 kern_isa_name(l.isa[ii]), rep, b, got[b].d, want[b].d);
+		}
+	}
+	kern_force_isa(best);
+}
+
 /* kern_stream_read: every ISA gives the scalar value (xor of the 8-byte
  * lanes of the 32-byte blocks plus the sum of the tail bytes is the same
  * however wide the loads are), and it depends on every byte. */
@@ -608,6 +659,7 @@ int main(void)
 		cmocka_unit_test(test_prepare_layout),
 		cmocka_unit_test(test_dispatch),
 		cmocka_unit_test(test_stream_read),
+		cmocka_unit_test(test_quantize_same_on_every_isa),
 		cmocka_unit_test(test_products_exact),
 		cmocka_unit_test(test_products_random),
 	};
