@@ -78,7 +78,7 @@ struct mm_struct___old {
 struct mm_struct___new {
 	struct percpu_counter rss_stat[4];
 } __attribute__((preserve_access_index));
-struct pt_regs___arm64 {
+struct pt_regs___edge_arm64 {
 	int syscallno;
 } __attribute__((preserve_access_index));
 
@@ -154,7 +154,7 @@ static __always_inline long regs_syscall_nr(struct pt_regs *regs, bool btf)
 #if defined(__TARGET_ARCH_x86)
 	return btf ? (long)regs->orig_ax : (long)BPF_CORE_READ(regs, orig_ax);
 #elif defined(__TARGET_ARCH_arm64)
-	struct pt_regs___arm64 *r = (void *)regs;
+	struct pt_regs___edge_arm64 *r = (void *)regs;
 	return btf ? (long)r->syscallno : (long)BPF_CORE_READ(r, syscallno);
 #else
 	return -1;
