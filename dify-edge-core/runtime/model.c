@@ -713,6 +713,13 @@ struct mgroup {
 	int n;
 };
 
+/* y[i] += x[i]; restrict lets the compiler vectorize without alias checks */
+static void add_to(float *restrict y, const float *restrict x, int64_t n)
+{
+	for (int64_t i = 0; i < n; i++)
+		y[i] += x[i];
+}
+
 /* Runs the stage; after each chunk calls done(c, i, r0, r1) when set. */
 static void run_group(struct model_ctx *c, void *const xq[N_SLOTS], const struct mgroup *g,
 		      int64_t B, void (*done)(struct model_ctx *c, int i, int64_t r0, int64_t r1, void *arg),
@@ -740,13 +747,11 @@ static void run_group(struct model_ctx *c, void *const xq[N_SLOTS], const struct
 		if (g->bias[i]) {
 			const float *b = g->bias[i]->data;
 			for (int64_t j = 0; j < B; j++)
-				for (int64_t r = r0; r < r1; r++)
-					g->y[i][j * g->ldy[i] + r] += b[r];
+				add_to(g->y[i] + j * g->ldy[i] + r0, b + r0, r1 - r0);
 		}
 		if (g->resid[i]) {
 			for (int64_t j = 0; j < B; j++)
-				for (int64_t r = r0; r < r1; r++)
-					g->resid[i][j * g->ldy[i] + r] += g->y[i][j * g->ldy[i] + r];
+				add_to(g->resid[i] + j * g->ldy[i] + r0, g->y[i] + j * g->ldy[i] + r0, r1 - r0);
 		}
 		if (done)
 			done(c, i, r0, r1, arg);

@@ -5,7 +5,9 @@
  * kernels.c are the rest.
  */
 #include <math.h>
+#include <stdbool.h>
 
+#include "dify-edge-core/runtime/kernels.h"
 #include "dify-edge-core/runtime/ops.h"
 
 void ops_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps)
@@ -67,8 +69,25 @@ void ops_silu_mul(float *g, const float *u, int64_t n)
 	ops_silu_mul_to(g, g, u, n);
 }
 
+/* the kernels' ISA decides (a forced scalar run stays scalar) */
+static bool simd_ok(void)
+{
+#if defined(__x86_64__)
+	enum kern_isa isa = kern_isa();
+	return isa == KERN_ISA_AVX2 || isa == KERN_ISA_AVX512;
+#else
+	return false;
+#endif
+}
+
 void ops_silu_mul_to(float *out, const float *g, const float *u, int64_t n)
 {
+#if defined(__x86_64__)
+	if (simd_ok()) {
+		ops_silu_mul_to_avx2(out, g, u, n);
+		return;
+	}
+#endif
 	for (int64_t i = 0; i < n; i++)
 		out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
@@ -96,11 +115,19 @@ void ops_attn_head(float *out, const float *q, const float *k, const float *v,
 		   int64_t stride, int64_t n_pos, int64_t hd, float scale,
 		   float *scores)
 {
+	float (*dot)(const float *, const float *, int64_t) = ops_dot;
+	void (*axpy)(float *, float, const float *, int64_t) = ops_axpy;
+#if defined(__x86_64__)
+	if (simd_ok()) {
+		dot = ops_dot_avx2;
+		axpy = ops_axpy_avx2;
+	}
+#endif
 	for (int64_t t = 0; t < n_pos; t++)
-		scores[t] = ops_dot(q, k + t * stride, hd) * scale;
+		scores[t] = dot(q, k + t * stride, hd) * scale;
 	ops_softmax(scores, n_pos);
 	for (int64_t d = 0; d < hd; d++)
 		out[d] = 0;
 	for (int64_t t = 0; t < n_pos; t++)
-		ops_axpy(out, scores[t], v + t * stride, hd);
+		axpy(out, scores[t], v + t * stride, hd);
 }

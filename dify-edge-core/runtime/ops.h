@@ -40,4 +40,12 @@ void ops_attn_head(float *out, const float *q, const float *k, const float *v,
 		   int64_t stride, int64_t n_pos, int64_t hd, float scale,
 		   float *scores);
 
+#if defined(__x86_64__)
+/* ops_avx2.c (AVX2 + FMA); ops.c picks them when the kernels run at AVX2
+ * or better. */
+float ops_dot_avx2(const float *a, const float *b, int64_t n);
+void ops_axpy_avx2(float *y, float a, const float *x, int64_t n);
+void ops_silu_mul_to_avx2(float *out, const float *g, const float *u, int64_t n);
+#endif
+
 #endif /* OPS_H */
