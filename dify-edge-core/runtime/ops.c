@@ -69,16 +69,14 @@ void ops_silu_mul(float *g, const float *u, int64_t n)
 	ops_silu_mul_to(g, g, u, n);
 }
 
+#if defined(__x86_64__)
 /* the kernels' ISA decides (a forced scalar run stays scalar) */
 static bool simd_ok(void)
 {
-#if defined(__x86_64__)
 	enum kern_isa isa = kern_isa();
 	return isa == KERN_ISA_AVX2 || isa == KERN_ISA_AVX512;
-#else
-	return false;
-#endif
 }
+#endif
 
 void ops_silu_mul_to(float *out, const float *g, const float *u, int64_t n)
 {
