@@ -5,9 +5,16 @@
  *
  * usage: bench-hnsw [--n N] [--dim D] [--queries Q] [--k K] [--M M]
  *                   [--ef-construction EF] [--ef LIST] [--seed S]
+ *                   [--clusters C [--spread X]] [--intrinsic D2]
  * defaults: n 100000, dim 384, queries 200, k 10, M 16, ef_construction 128,
  * ef "64,128,256". Vectors are uniform in [-1, 1]^dim (the hardest case for
- * graph indexes: no cluster structure). Prints a Markdown table.
+ * graph indexes: no structure, every point nearly equidistant), or with
+ * --clusters C: a random centre (uniform) plus uniform noise of half-width X
+ * (default 0.5) per coordinate, queries drawn the same way -- data with
+ * structure; or with --intrinsic D2: points of a random D2-dimensional
+ * subspace (A z, z uniform in [-1, 1]^D2, A a random dim x D2 matrix) plus
+ * 1% noise -- low intrinsic dimension, as real text embeddings have.
+ * Prints a Markdown table.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -24,6 +31,26 @@ static float frand(void)
 	rng ^= rng >> 7;
 	rng ^= rng << 17;
 	return (float)((rng >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+}
+
+/* One data point into out[dim] (see the header for the three kinds). */
+static void gen_point(float *out, int dim, const float *centres, long clusters, double spread,
+		      const float *basis, float *z, int intrinsic)
+{
+	if (intrinsic > 0) {
+		for (int j = 0; j < intrinsic; j++)
+			z[j] = frand();
+		for (int i = 0; i < dim; i++) {
+			float acc = 0.01f * frand();
+			for (int j = 0; j < intrinsic; j++)
+				acc += basis[(size_t)i * (size_t)intrinsic + (size_t)j] * z[j];
+			out[i] = acc;
+		}
+		return;
+	}
+	const float *c = centres ? centres + (size_t)(rng % (uint64_t)clusters) * (size_t)dim : NULL;
+	for (int j = 0; j < dim; j++)
+		out[j] = c ? c[j] + (float)spread * frand() : frand();
 }
 
 static double now_s(void)
@@ -44,6 +71,11 @@ int main(int argc, char **argv)
 	long n = 100000, q = 200;
 	int dim = 384, k = 10;
 	char efs[128] = "64,128,256";
+	long clusters = 0;
+	int intrinsic = 0;
+	float *basis = NULL, *z = NULL;
+	double spread = 0.5;
+	float *centres = NULL;
 	struct hnsw_params p;
 	hnsw_params_default(&p);
 	for (int i = 1; i < argc; i++) {
@@ -64,6 +96,9 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--ef-construction")) p.ef_construction = atoi(v);
 		else if (!strcmp(a, "--ef")) snprintf(efs, sizeof(efs), "%s", v);
 		else if (!strcmp(a, "--seed")) rng = strtoull(v, NULL, 10) | 1;
+		else if (!strcmp(a, "--clusters")) clusters = atol(v);
+		else if (!strcmp(a, "--spread")) spread = atof(v);
+		else if (!strcmp(a, "--intrinsic")) intrinsic = atoi(v);
 		else {
 			fprintf(stderr, "bench-hnsw: unknown option %s\n", a);
 			return 2;
@@ -83,25 +118,46 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench-hnsw: out of memory\n");
 		return 1;
 	}
+	if (clusters > 0) {
+		centres = malloc(sizeof(float) * (size_t)dim * (size_t)clusters);
+		if (!centres)
+			return 1;
+		for (long i = 0; i < clusters * dim; i++)
+			centres[i] = frand();
+	}
+	if (intrinsic > 0) {
+		basis = malloc(sizeof(float) * (size_t)dim * (size_t)intrinsic);
+		z = malloc(sizeof(float) * (size_t)intrinsic);
+		if (!basis || !z)
+			return 1;
+		for (long i = 0; i < (long)dim * intrinsic; i++)
+			basis[i] = frand();
+	}
 	double t0 = now_s();
 	for (long i = 0; i < n; i++) {
-		for (int j = 0; j < dim; j++)
-			v[j] = frand();
+		gen_point(v, dim, centres, clusters, spread, basis, z, intrinsic);
 		if (hnsw_add(h, i, v)) {
 			fprintf(stderr, "bench-hnsw: insert %ld failed\n", i);
 			return 1;
 		}
 	}
 	double build = now_s() - t0;
-	for (long i = 0; i < q * dim; i++)
-		qs[i] = frand();
+	for (long t = 0; t < q; t++)
+		gen_point(qs + t * dim, dim, centres, clusters, spread, basis, z, intrinsic);
 	t0 = now_s();
 	for (long t = 0; t < q; t++)
 		hnsw_brute_force(h, qs + t * dim, k, exact + t * k);
 	double brute = (now_s() - t0) / (double)q;
 
-	printf("HNSW: n=%ld dim=%d M=%d ef_construction=%d k=%d queries=%ld, uniform random vectors\n\n", n, dim, p.M,
-	       p.ef_construction, k, q);
+	if (intrinsic)
+		printf("HNSW: n=%ld dim=%d M=%d ef_construction=%d k=%d queries=%ld, %d-dimensional subspace + 1%% noise\n\n", n,
+		       dim, p.M, p.ef_construction, k, q, intrinsic);
+	else if (clusters)
+		printf("HNSW: n=%ld dim=%d M=%d ef_construction=%d k=%d queries=%ld, %ld clusters (centre + uniform noise +-%.2f)\n\n",
+		       n, dim, p.M, p.ef_construction, k, q, clusters, spread);
+	else
+		printf("HNSW: n=%ld dim=%d M=%d ef_construction=%d k=%d queries=%ld, uniform random vectors\n\n", n, dim, p.M,
+		       p.ef_construction, k, q);
 	printf("build: %.1f s (%.0f inserts/s, one thread), index memory %.1f MiB; brute force: %.2f ms/query\n\n", build,
 	       (double)n / build, (double)hnsw_mem_bytes(h) / 1048576.0, brute * 1e3);
 	printf("| ef_search | recall@%d | p50 ms | p99 ms | queries/s |\n|---:|---:|---:|---:|---:|\n", k);
@@ -132,5 +188,8 @@ int main(int argc, char **argv)
 	free(exact);
 	free(got);
 	free(lat);
+	free(centres);
+	free(basis);
+	free(z);
 	return 0;
 }
