@@ -40,6 +40,7 @@ static const struct key keys[] = {
 	{ .section = "general", .name = "state", .type = K_STR, .off = F(state), .def = "", .doc = "revert state file (empty: $EDGECTL_STATE or /run/edgectl/state.json)" },
 	{ .section = "general", .name = "health_timeout", .type = K_DURATION, .off = F(health_timeout_s), .def = "3s", .min = 0.1, .max = 600, .doc = "restart the core when /health fails this long" },
 	{ .section = "general", .name = "start_grace", .type = K_DURATION, .off = F(start_grace_s), .def = "30s", .min = 0, .max = 3600, .doc = "after starting the core, /health failures count only after this (model loading)" },
+	{ .section = "general", .name = "sustain_ticks", .type = K_INT, .off = F(sustain_ticks), .def = "2", .min = 1, .max = 600, .doc = "every policy: a condition must hold this many ticks in a row (hysteresis)" },
 	{ .section = "general", .name = "history", .type = K_INT, .off = F(history), .def = "30", .min = 2, .max = 600, .doc = "snapshots kept for the policies" },
 
 	{ .section = "threads", .name = "enabled", .type = K_BOOL, .off = F(threads_enabled), .def = "true", .doc = "run the thread-count policy" },
@@ -50,7 +51,6 @@ static const struct key keys[] = {
 	{ .section = "threads", .name = "shrink_factor", .type = K_DOUBLE, .off = F(shrink_factor), .def = "0.75", .min = 0.01, .max = 0.99, .doc = "multiply the pool by this (rounded down) to shrink" },
 	{ .section = "threads", .name = "mem_util_low", .type = K_DOUBLE, .off = F(mem_util_low_pct), .def = "40", .min = 0, .max = 100, .doc = "shrink when memory utilisation (%) is below this" },
 	{ .section = "threads", .name = "idle", .type = K_DURATION, .off = F(idle_s), .def = "10s", .min = 0, .max = 86400, .doc = "shrink after no queue and no busy slot this long" },
-	{ .section = "threads", .name = "sustain_ticks", .type = K_INT, .off = F(sustain_ticks), .def = "2", .min = 1, .max = 600, .doc = "a condition must hold this many ticks in a row (hysteresis)" },
 	{ .section = "threads", .name = "cooldown", .type = K_DURATION, .off = F(threads_cooldown_s), .def = "10s", .min = 0, .max = 86400, .doc = "no new change this long after one" },
 	{ .section = "threads", .name = "max_step", .type = K_INT, .off = F(threads_max_step), .def = "8", .min = 1, .max = 1024, .doc = "bound on one change, in threads" },
 

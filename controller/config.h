@@ -25,6 +25,7 @@ struct ccfg {
 	double health_timeout_s;      /* restart the core after failing /health this long */
 	double start_grace_s;         /* /health failures do not count this long after a start */
 	int history;                  /* snapshots kept for the policies */
+	int sustain_ticks;            /* a condition must hold this many ticks (hysteresis), every policy */
 	/* [threads] */
 	bool threads_enabled;
 	int threads_min, threads_max; /* max 0 = the CPUs the core may use */
@@ -33,7 +34,6 @@ struct ccfg {
 	double shrink_factor;
 	double mem_util_low_pct;      /* shrink when memory utilisation below this */
 	double idle_s;                /* shrink after being idle this long */
-	int sustain_ticks;            /* a condition must hold this many ticks (hysteresis) */
 	double threads_cooldown_s;
 	int threads_max_step;         /* bound on one change, in threads */
 	/* [affinity] */

@@ -49,9 +49,9 @@ cgroup = $CG/core
 socket = $SOCK
 audit_log = $AUDIT
 start_grace = 10s
+sustain_ticks = 1
 [threads]
 queue_high = 2
-sustain_ticks = 1
 cooldown = 3s
 idle = 4s
 [bandwidth]
