@@ -15,7 +15,27 @@ libmicrohttpd-dev libjansson-dev libsqlite3-dev sqlite3
 libcgroup-dev libinih-dev libncurses-dev libcurl4-openssl-dev
 curl jq wrk stress-ng hyperfine util-linux procps
 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static
+qemu-system-x86 qemu-system-arm busybox-static cpio
 "
+# make ARCH=arm64 links against Debian's arm64 multiarch libraries; tests/vm
+# boots Debian's cloud kernels (fetched by apt-get download, not installed).
+PKGS_ARM64="
+libbpf-dev:arm64 libelf-dev:arm64 zlib1g-dev:arm64 libcmocka-dev:arm64
+libjemalloc-dev:arm64 libmicrohttpd-dev:arm64 libjansson-dev:arm64
+libsqlite3-dev:arm64 libcgroup-dev:arm64 libinih-dev:arm64 libpcre2-dev:arm64
+libcurl4-openssl-dev:arm64 libncurses-dev:arm64
+"
+PKGS="$PKGS $PKGS_ARM64"
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+# arm64 as a foreign architecture (once): the :arm64 packages above and the
+# arm64 kernel for tests/vm need it in apt's lists.
+added_arch=0
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+	$SUDO dpkg --add-architecture arm64
+	added_arch=1
+fi
 
 missing=""
 for p in $PKGS; do
@@ -24,13 +44,11 @@ for p in $PKGS; do
 	fi
 done
 
-if [ -z "$missing" ]; then
+if [ -z "$missing" ] && [ "$added_arch" -eq 0 ]; then
 	echo "setup: all packages present"
 	exit 0
 fi
 
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO=sudo
 echo "setup: installing:$missing"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
