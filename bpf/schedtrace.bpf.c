@@ -184,26 +184,47 @@ static __always_inline int on_switch(bool preempt, struct task_struct *prev,
 	c->switches++;
 	prev_class = c->curr_class;
 	prev_pid = btf ? prev->pid : BPF_CORE_READ(prev, pid);
-	/* the class belongs to the task switched in last time: check it is prev */
-	if (prev_class != ST_CLASS_IDLE && prev_pid == c->curr_tid) {
-		__u64 rt = runtime(prev, btf);
-		__u64 delta = rt > c->curr_rt0 ? rt - c->curr_rt0 : 0;
+	__u64 rt = 0, delta = 0;
+	if (prev_pid == c->curr_tid) {
+		/* the class and start belong to the task switched in last time */
+		if (prev_class != ST_CLASS_IDLE) {
+			rt = runtime(prev, btf);
+			delta = rt > c->curr_rt0 ? rt - c->curr_rt0 : 0;
+		}
+	} else if (prev_pid) {
+		/* its switch-in was not seen here (it happens for some freshly
+		 * forked tasks): classify it now and take the slice from the
+		 * scheduler's own mark (se.prev_sum_exec_runtime, set when a fair
+		 * task is picked); a span over 1 s is not a slice: skip it */
+		__u32 prev_tgid = btf ? prev->tgid : BPF_CORE_READ(prev, tgid);
+		__u64 mark = btf ? prev->se.prev_sum_exec_runtime : BPF_CORE_READ(prev, se.prev_sum_exec_runtime);
+		prev_class = classify(prev, prev_pid, prev_tgid, btf);
+		rt = runtime(prev, btf);
+		delta = rt > mark && rt - mark < 1000000000ULL ? rt - mark : 0;
+		c->missed_switch_in++;
+	} else {
+		prev_class = ST_CLASS_IDLE;
+	}
+	if (prev_class != ST_CLASS_IDLE) {
 		c->busy_ns[prev_class == ST_CLASS_TARGET ? ST_CLASS_TARGET : ST_CLASS_OTHER] += delta;
 		if (prev_class == ST_CLASS_TARGET) {
 			struct st_thread *th = thread_get(prev_pid, prev, btf);
 			bool invol = preempt || task_state(prev, btf) == TASK_RUNNING;
 			if (th) {
-				__u32 b = c->curr_bucket;
+				__u32 b = prev_pid == c->curr_tid ? c->curr_bucket : 0;
 				th->oncpu_ns += delta;
 				if (invol)
 					th->invol++;
 				else
 					th->vol++;
 				/* its wait before this slice, measured at switch-in */
-				asm volatile("" : "+r"(b));
-				if (b >= 1 && b <= ST_RQ_BUCKETS) {
-					th->rq_count++;
-					th->rq_hist[b - 1]++;
+				if (b) {
+					__u32 idx = b - 1;
+					asm volatile("" : "+r"(idx));
+					if (idx < ST_RQ_BUCKETS) {
+						th->rq_count++;
+						th->rq_hist[idx]++;
+					}
 				}
 			}
 			/* preempted: back on the run queue from now */

@@ -50,6 +50,7 @@ struct st_cpu {
 	__u32 curr_bucket;         /* its run-queue wait at switch-in: bucket + 1, 0 none
 	                              (added to its thread record at switch-out) */
 	__u32 pad;
+	__u64 missed_switch_in;    /* switch-outs of a task not seen switching in here */
 };
 
 struct st_thread {

@@ -394,7 +394,7 @@ static const struct field event_f[] = {
 	FLDZ(struct snap_event, F_I32, caller),
 	FSTR(struct snap_event, comm),
 	FLDZ(struct snap_event, F_MASK, cpumask),
-	FLDZ(struct snap_event, F_I32, result),
+	FLD(struct snap_event, F_I32, result),
 	FLDZ(struct snap_event, F_U64, cg_id),
 	FLDZ(struct snap_event, F_U64, total_vm_kb),
 	FLDZ(struct snap_event, F_U64, anon_rss_kb),

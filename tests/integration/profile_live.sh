@@ -1,0 +1,171 @@
+#!/bin/bash
+# profile_live.sh: 'edgectl profile' against the running kernel (root, BTF).
+#   - a thread pinned to CPU 1 spinning: CPU 1 >= 90 % busy for the target,
+#     CPU 0 near idle for it, within 10 points of /proc/stat;
+#   - the procfs fallback agrees with BPF within 10 points per CPU;
+#   - run-queue latency: two spinners on one CPU give a p99 of milliseconds,
+#     a task that sleeps and wakes on a quiet CPU gives microseconds;
+#   - 'taskset -p' on a running process is an affinity event with its pid
+#     and the new mask;
+#   - a child in a small memory cgroup allocating until killed is an OOM
+#     event with its pid and comm (the cgroup is removed afterwards);
+#   - a kernel without BTF (EDGE_VMLINUX_BTF pointing nowhere): a clear
+#     message and the rest of the profile from procfs.
+# Spinners run in their own session with autogroup nice -20, so that other
+# load on the machine does not take their CPU.
+. tests/lib.sh
+E=$BIN/edgectl
+PIDS=""
+CG=""
+cleanup() {
+	for p in $PIDS; do kill "$p" 2>/dev/null; done
+	[ -n "$CG" ] && [ -d "$CG" ] && { cat "$CG/cgroup.procs" 2>/dev/null | while read -r p; do kill -9 "$p" 2>/dev/null; done; sleep 0.2; rmdir "$CG" 2>/dev/null; }
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+why=""
+[ "$(id -u)" -eq 0 ] || why="not root"
+[ -z "$why" ] && [ ! -r /sys/kernel/btf/vmlinux ] && why="no kernel BTF at /sys/kernel/btf/vmlinux"
+[ -z "$why" ] && ! command -v jq >/dev/null && why="jq not installed"
+[ -z "$why" ] && [ "$(nproc)" -lt 2 ] && why="fewer than 2 CPUs"
+if [ -n "$why" ]; then
+	skip "live profile" "$why"
+	finish
+fi
+if ! "$E" profile --count 1 --interval 100ms --json 2>/dev/null | jq -e '.sources[] | select(.name=="bpf-sched") | .live' >/dev/null; then
+	skip "live profile" "BPF cannot load here: $("$E" profile --count 1 --interval 100ms 2>&1 | grep 'not live: bpf-sched')"
+	finish
+fi
+jqe() { jq -e "$@" >/dev/null; }
+
+# spin CPU [N]: start a spinner pinned to CPU (N processes in one session);
+# sets SPIN to the pid of the first
+spin() {
+	rm -f "$TMP/spin.pid"
+	setsid taskset -c "$1" sh -c 'echo $$ > "$0"; echo -20 > /proc/$$/autogroup 2>/dev/null
+		i=1; while [ $i -lt "$1" ]; do sh -c "while :; do :; done" & i=$((i+1)); done
+		exec sh -c "while :; do :; done"' "$TMP/spin.pid" "${2:-1}" &
+	for _ in 1 2 3 4 5 6 7 8 9 10; do [ -s "$TMP/spin.pid" ] && break; sleep 0.1; done
+	SPIN=$(cat "$TMP/spin.pid")
+	PIDS="$PIDS $SPIN"
+	sleep 0.2
+	for c in $(pgrep -P "$SPIN" 2>/dev/null) $(ps -o pid= -s "$SPIN" 2>/dev/null); do PIDS="$PIDS $c"; done
+}
+stop_spin() { for p in $(ps -o pid= -s "$SPIN" 2>/dev/null) $SPIN; do kill "$p" 2>/dev/null; done; }
+
+# busy% of one CPU between two /proc/stat samples (busy = all - idle - iowait - steal)
+cpu_line() { grep "^cpu$1 " /proc/stat; }
+busy_pct() {
+	echo "$1 $2" | awk '{ t1=0; for (i=2;i<=11;i++) t1+=$i; i1=$5+$6+$9;
+		t2=0; for (i=13;i<=22;i++) t2+=$i; i2=$16+$17+$20;
+		dt=t2-t1-($20-$9); if (dt<=0) { print 0; exit } printf "%.1f", 100*(dt-(i2-i1-($20-$9)))/dt }'
+}
+near() { awk -v a="$1" -v b="$2" -v d="$3" 'BEGIN { x=a-b; if (x<0) x=-x; exit !(x<=d) }'; }
+ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a>=b) }'; }
+le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a<=b) }'; }
+
+# ---- pinned spinner: target busy on CPU 1, idle on CPU 0 --------------------
+spin 1
+a=$(cpu_line 1)
+"$E" profile --pid "$SPIN" --interval 1s --count 2 --json > "$TMP/spin.json" 2>"$TMP/spin.err" &
+BP=$!
+"$E" profile --no-bpf --pid "$SPIN" --interval 1s --count 2 --json > "$TMP/spinp.json" 2>/dev/null
+wait $BP
+b=$(cpu_line 1)
+stop_spin
+ps1=$(busy_pct "$a" "$b")
+t1=$(jq -s '[.[].cpus.cpu[1].target_pct] | add / length' "$TMP/spin.json")
+t0=$(jq -s '[.[].cpus.cpu[0].target_pct] | add / length' "$TMP/spin.json")
+b1=$(jq -s '[.[].cpus.cpu[1].busy_pct] | add / length' "$TMP/spin.json")
+echo "spinner: CPU1 target ${t1}% busy ${b1}%, CPU0 target ${t0}%, /proc/stat CPU1 busy ${ps1}%"
+check "spinner: source is bpf" jqe -s 'all(.[]; .cpus.src == "bpf")' "$TMP/spin.json"
+check "spinner: CPU 1 >= 90% busy for the target" ge "$t1" 90
+check "spinner: CPU 0 near idle for the target (<= 5%)" le "$t0" 5
+check "spinner: CPU 1 busy within 10 points of /proc/stat" near "$b1" "$ps1" 10
+check "spinner: the thread at >= 90% of a CPU" ge "$(jq -s '[.[].threads.t[0].cpu_pct] | add / length' "$TMP/spin.json")" 90
+# procfs fallback against BPF, same window, per CPU
+ok=1
+for c in 0 1; do
+	for f in busy_pct target_pct; do
+		x=$(jq -s "[.[].cpus.cpu[$c].$f] | add / length" "$TMP/spin.json")
+		y=$(jq -s "[.[].cpus.cpu[$c].$f] | add / length" "$TMP/spinp.json")
+		echo "cpu$c $f: bpf $x procfs $y"
+		near "$x" "$y" 10 || ok=0
+	done
+done
+check "procfs fallback: source is procfs" jqe -s 'all(.[]; .cpus.src == "procfs")' "$TMP/spinp.json"
+check "procfs fallback agrees with BPF within 10 points per CPU" test $ok -eq 1
+
+# ---- run-queue latency -----------------------------------------------------
+spin 1 2
+"$E" profile --pid "$SPIN" --interval 1s --count 2 --json > "$TMP/rq2.json" 2>/dev/null
+stop_spin
+p99=$(jq -s '[.[].threads.rq_p99_ns] | max' "$TMP/rq2.json")
+echo "two spinners on CPU 1: target p99 ${p99} ns"
+check "two spinners on one CPU: p99 >= 1 ms" ge "$p99" 1000000
+mkfifo "$TMP/fifo"
+setsid sh -c 'echo $$ > "$0"; echo -20 > /proc/$$/autogroup 2>/dev/null; exec bash -c "exec 3<>\"$1\"; while :; do read -t 0.005 -u 3 x; done"' "$TMP/sleeper.pid" "$TMP/fifo" &
+sleep 0.3
+SL=$(cat "$TMP/sleeper.pid"); PIDS="$PIDS $SL"
+"$E" profile --pid "$SL" --interval 1s --count 2 --json > "$TMP/rq1.json" 2>/dev/null
+kill "$SL"
+p50=$(jq -s '[.[].threads.rq_p50_ns] | max' "$TMP/rq1.json")
+n=$(jq -s '[.[].threads.rq_count] | add' "$TMP/rq1.json")
+echo "sleeper waking every 5 ms: $n wakeups, p50 ${p50} ns, p99 $(jq -s '[.[].threads.rq_p99_ns] | max' "$TMP/rq1.json") ns"
+check "sleeper: wakeups measured" ge "$n" 50
+check "sleeper: p50 in microseconds (< 1 ms)" le "$p50" 999999
+
+# ---- affinity event -----------------------------------------------------------
+sh -c 'echo $$ > "$0"; exec sleep 30' "$TMP/sleep.pid" &
+sleep 0.2
+SP=$(cat "$TMP/sleep.pid"); PIDS="$PIDS $SP"
+"$E" profile --interval 1s --count 3 --json > "$TMP/ev.json" 2>/dev/null &
+EP=$!
+sleep 1.5
+taskset -p 0x2 "$SP" >/dev/null
+wait $EP
+kill "$SP"
+check "taskset -p: affinity event with pid and mask 0x2" \
+	jqe -s --argjson p "$SP" '[.[].events.ev[] | select(.type=="affinity" and .pid==$p and .cpumask=="0x2" and .result==0)] | length == 1' "$TMP/ev.json"
+check "taskset -p: the caller is taskset" jqe -s --argjson p "$SP" '[.[].events.ev[] | select(.type=="affinity" and .pid==$p)][0].comm == "taskset"' "$TMP/ev.json"
+
+# ---- OOM event ------------------------------------------------------------------
+if [ -d /sys/fs/cgroup/memory ] && [ -f /sys/fs/cgroup/memory/memory.limit_in_bytes ]; then
+	parent=/sys/fs/cgroup/memory$(sed -n 's/^[0-9]*:memory:\(.*\)$/\1/p' /proc/self/cgroup)
+	CG=${parent%/}/edge-oom-test-$$
+	mkdir "$CG" && echo 32M > "$CG/memory.limit_in_bytes" && { echo 32M > "$CG/memory.memsw.limit_in_bytes" 2>/dev/null; true; }
+	flavour=v1
+elif grep -qw memory /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null; then
+	CG=/sys/fs/cgroup/edge-oom-test-$$
+	mkdir "$CG" && echo 32M > "$CG/memory.max" && { echo 0 > "$CG/memory.swap.max" 2>/dev/null; true; }
+	flavour=v2
+else
+	flavour=""
+fi
+if [ -z "$flavour" ] || [ ! -d "$CG" ]; then
+	skip "oom event" "no memory cgroup controller to make a small cgroup in"
+else
+	"$E" profile --interval 1s --count 3 --json > "$TMP/oom.json" 2>/dev/null &
+	EP=$!
+	sleep 1.2
+	# tail keeps every byte of a file without newlines: it grows until killed
+	sh -c 'echo $$ > "$0"; echo $$ > "$1/cgroup.procs"; exec tail /dev/zero' "$TMP/oom.pid" "$CG" 2>/dev/null
+	wait $EP
+	OP=$(cat "$TMP/oom.pid")
+	check "oom ($flavour cgroup): event with pid and comm tail" \
+		jqe -s --argjson p "$OP" '[.[].events.ev[] | select(.type=="oom" and .pid==$p and .comm=="tail")] | length >= 1' "$TMP/oom.json"
+	check "oom: memory figures (anon_rss_kb > 16 MiB)" \
+		jqe -s --argjson p "$OP" '[.[].events.ev[] | select(.type=="oom" and .pid==$p)][0].anon_rss_kb > 16384' "$TMP/oom.json"
+	rmdir "$CG" && CG=""
+	check "oom: test cgroup removed" test -z "$CG"
+fi
+
+# ---- a kernel without BTF ---------------------------------------------------
+EDGE_VMLINUX_BTF=/nonexistent/vmlinux "$E" profile --interval 200ms --count 1 > "$TMP/nobtf" 2>&1
+rc=$?
+check "no BTF: exit 0" test $rc -eq 0
+check "no BTF: clear message" grep -q 'not live: bpf-sched: kernel BTF /nonexistent/vmlinux: No such file or directory' "$TMP/nobtf"
+check "no BTF: CPU view from procfs" grep -q 'heat .*(procfs)' "$TMP/nobtf"
+check "no BTF: bad --btf file: message" sh -c "'$E' profile --btf /nonexistent --count 1 --interval 100ms 2>&1 | grep -q 'kernel BTF /nonexistent'"
+finish
