@@ -58,6 +58,20 @@ section "server: /health req/s, time to first token, HNSW (tests/bench/server.sh
 run_bounded 3600 bash tests/bench/server.sh
 
 # ---------------------------------------------------------------------------
+section "collectors: BPF cost per sched_switch, ping-pong throughput lost, edgectl CPU (tests/bench/collectors.sh)"
+# Owner: helper "bpf". Root and kernel BTF; about 70 s (BENCH_QUICK=1: 40 s).
+run_bounded 300 bash tests/bench/collectors.sh
+
+# ---------------------------------------------------------------------------
 # (next sections: append below, one "section" block each)
 
 exit $status
+
+# ---------------------------------------------------------------------------
+section "controller: supervise's own cost, TTFT with a CPU hog (tests/bench/controller.sh)"
+# Owner: helper "controller". The supervisor's CPU at 1 Hz with the core idle
+# (60 s; BENCH_QUICK=1: 20 s), then TTFT p50/p99 of a steady request stream
+# with no hog, with a hog in a neighbour cgroup, and with the hog under
+# supervise's bandwidth policy. Root and cgroups needed (skips otherwise).
+# About 4 minutes (BENCH_QUICK=1: about 2).
+run_bounded 600 bash tests/bench/controller.sh
