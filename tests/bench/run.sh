@@ -63,11 +63,6 @@ section "collectors: BPF cost per sched_switch, ping-pong throughput lost, edgec
 run_bounded 300 bash tests/bench/collectors.sh
 
 # ---------------------------------------------------------------------------
-# (next sections: append below, one "section" block each)
-
-exit $status
-
-# ---------------------------------------------------------------------------
 section "controller: supervise's own cost, TTFT with a CPU hog (tests/bench/controller.sh)"
 # Owner: helper "controller". The supervisor's CPU at 1 Hz with the core idle
 # (60 s; BENCH_QUICK=1: 20 s), then TTFT p50/p99 of a steady request stream
@@ -75,3 +70,9 @@ section "controller: supervise's own cost, TTFT with a CPU hog (tests/bench/cont
 # supervise's bandwidth policy. Root and cgroups needed (skips otherwise).
 # About 4 minutes (BENCH_QUICK=1: about 2).
 run_bounded 600 bash tests/bench/controller.sh
+
+# ---------------------------------------------------------------------------
+# (next sections: append below, one "section" block each)
+
+exit $status
+
