@@ -5,13 +5,16 @@
 # Exit status: 0 when nothing failed, 1 otherwise.
 #
 # Usage: run.sh all|unit|integration [FILTER]   (FILTER: substring of a name)
-# Env: BUILD (build dir), TESTDATA (../shared/testdata), TEST_TIMEOUT (s per program)
+# Env: BUILD (build dir), TESTDATA (../shared/testdata), TEST_TIMEOUT (s per program),
+#      TEST_WRAPPER (a command that unit-test programs run under, e.g.
+#      qemu-aarch64-static for an ARCH=arm64 build on x86-64; tests/vm/module.mk sets it)
 set -u
 what=${1:-all}
 filter=${2:-}
 : "${BUILD:?BUILD must name the build directory}"
 TESTDATA=${TESTDATA:-$(cd "$(dirname "$0")/../.." && pwd)/shared/testdata}
 TEST_TIMEOUT=${TEST_TIMEOUT:-600}
+TEST_WRAPPER=${TEST_WRAPPER:-}
 export BUILD TESTDATA CMOCKA_MESSAGE_OUTPUT=stdout
 BUILD=$(cd "$BUILD" && pwd)
 export BUILD
@@ -27,7 +30,8 @@ note_fail() { failures="$failures
 run_unit() {
 	t=$1; name=${t#"$BUILD"/tests/}
 	echo "== unit $name"
-	timeout -k 5 "$TEST_TIMEOUT" "$t" >"$log" 2>&1
+	# shellcheck disable=SC2086 # TEST_WRAPPER is a command line
+	timeout -k 5 "$TEST_TIMEOUT" $TEST_WRAPPER "$t" >"$log" 2>&1
 	rc=$?
 	cat "$log"
 	p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
