@@ -170,12 +170,17 @@ static void wait_change(_Atomic uint32_t *word, uint32_t old, _Atomic uint32_t *
 
 /* ------------------------------------------------------------ workers */
 
+/* The pool whose worker this thread is (NULL elsewhere): resizing or running
+ * a pool from inside one of its own runs would wait for itself. */
+static __thread struct tpool *tls_pool;
+
 static void *worker_main(void *argp)
 {
 	struct worker *w = argp;
 	struct tpool *p = w->p;
 	uint32_t seen;
 
+	tls_pool = p;
 	atomic_store(&w->tid, (pid_t)syscall(SYS_gettid));
 	atomic_store(&w->cpu, sched_getcpu());
 	/* Not a fresh read of gen: the run that follows our creation may
@@ -430,6 +435,8 @@ int tpool_resize(struct tpool *p, int n)
 
 	if (n < 1 || n > TPOOL_MAX_THREADS)
 		return -EINVAL;
+	if (tls_pool == p)
+		return -EDEADLK;
 	run_lock(p);
 	if (n > atomic_load(&p->n))
 		rc = grow(p, n);

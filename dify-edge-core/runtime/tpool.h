@@ -33,11 +33,14 @@ struct tpool *tpool_new(int n, char *err, size_t errlen);
 void tpool_free(struct tpool *p); /* joins the workers; NULL is a no-op */
 
 int tpool_size(const struct tpool *p);
-/* Change the number of workers to n; waits for a run in progress. */
+/* Change the number of workers to n; waits for a run in progress.
+ * -EINVAL for n outside 1..TPOOL_MAX_THREADS; -EDEADLK when called from
+ * inside one of p's own runs (it would wait for itself). */
 int tpool_resize(struct tpool *p, int n);
 
 /* Run fn(arg, ith, nth) on every worker; returns when all are done.
- * Runs are serialized: concurrent callers take turns. */
+ * Runs are serialized: concurrent callers take turns (in FIFO order, shared
+ * with tpool_resize). Not from inside fn: a run cannot wait for itself. */
 void tpool_run(struct tpool *p, tpool_fn fn, void *arg);
 
 /* Inside fn: wait for all nth workers; also resets the chunk counter. */

@@ -234,6 +234,11 @@ int main(int argc, char **argv)
 	size_t bw_bytes = 1024u << 20;
 	int rc = 0;
 	char err[256];
+	enum { NB = 128 };       /* activation rows of the matmul batch */
+	size_t maxmat = 0;       /* bytes mapped at w */
+	char *w = NULL;
+	float *x = NULL, *y = NULL;
+	void *xq = NULL;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--quick")) {
@@ -323,7 +328,7 @@ int main(int argc, char **argv)
 	}
 
 	/* ---- 2. matvec ---- */
-	size_t maxmat = 0;
+	maxmat = 0;
 	for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++)
 		for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
 			size_t b = row_size(types[t].t, shapes[s].k) * (size_t)shapes[s].rows;
@@ -331,11 +336,10 @@ int main(int argc, char **argv)
 			if (set > maxmat)
 				maxmat = set;
 		}
-	char *w = big_alloc(maxmat);
-	enum { NB = 128 };
-	float *x = malloc((size_t)NB * 4864 * sizeof(float));
-	void *xq = aligned_alloc(64, kern_prepare_size(GGML_TYPE_F32, 4864) * NB);
-	float *y = malloc((size_t)4864 * NB * sizeof(float)); /* >= 151936 */
+	w = big_alloc(maxmat);
+	x = malloc((size_t)NB * 4864 * sizeof(float));
+	xq = aligned_alloc(64, kern_prepare_size(GGML_TYPE_F32, 4864) * NB);
+	y = malloc((size_t)4864 * NB * sizeof(float)); /* >= 151936 */
 	if (!w || !x || !xq || !y) {
 		fprintf(stderr, "bench-kernels: cannot allocate %zu MiB of weights\n", maxmat >> 20);
 		rc = 1;
@@ -466,6 +470,11 @@ int main(int argc, char **argv)
 	}
 	printf("\n");
 out:
+	if (w)
+		munmap(w, maxmat);
+	free(x);
+	free(xq);
+	free(y);
 	tpool_free(pool);
 	return rc;
 }

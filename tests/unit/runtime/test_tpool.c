@@ -351,6 +351,30 @@ static void test_stats(void **state)
 	tpool_free(p);
 }
 
+struct nested {
+	struct tpool *p;
+	_Atomic int rc;
+};
+
+static void resize_inside_fn(void *arg, int ith, int nth)
+{
+	struct nested *j = arg;
+	(void)nth;
+	if (ith == 0)
+		atomic_store(&j->rc, tpool_resize(j->p, 3));
+}
+
+static void test_resize_from_inside_run(void **state)
+{
+	(void)state;
+	struct nested j = {.p = tpool_new(2, NULL, 0)};
+	assert_non_null(j.p);
+	tpool_run(j.p, resize_inside_fn, &j);
+	assert_int_equal(atomic_load(&j.rc), -EDEADLK);
+	assert_int_equal(tpool_size(j.p), 2);
+	tpool_free(j.p);
+}
+
 static void test_bad_sizes(void **state)
 {
 	char err[128] = "";
@@ -413,6 +437,7 @@ int main(void)
 		cmocka_unit_test(test_affinity),
 		cmocka_unit_test(test_stats),
 		cmocka_unit_test(test_bad_sizes),
+		cmocka_unit_test(test_resize_from_inside_run),
 		cmocka_unit_test(test_thread_count),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
