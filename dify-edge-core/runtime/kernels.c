@@ -28,6 +28,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__)
@@ -523,6 +524,18 @@ static void do_init(void)
 	static const enum kern_isa pref[] = {
 		KERN_ISA_AVX512, KERN_ISA_AVX2, KERN_ISA_NEON, KERN_ISA_SCALAR,
 	};
+	/* EDGE_KERN_ISA=scalar|avx2|avx512|neon pins the choice for a whole
+	 * process (benchmarks, A/B comparisons); an unknown or unavailable
+	 * name is ignored and the best ISA is used. */
+	const char *want = getenv("EDGE_KERN_ISA");
+	for (int i = 0; want && i < KERN_ISA_COUNT; i++) {
+		const struct kern_ops *ops = isa_table((enum kern_isa)i);
+		if (!strcmp(want, isa_names[i]) && ops && cpu_has((enum kern_isa)i)) {
+			atomic_store(&cur_isa, i);
+			atomic_store(&cur_ops, ops);
+			return;
+		}
+	}
 	for (size_t i = 0; i < sizeof(pref) / sizeof(pref[0]); i++) {
 		const struct kern_ops *ops = isa_table(pref[i]);
 		if (ops && cpu_has(pref[i])) {

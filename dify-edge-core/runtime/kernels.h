@@ -54,7 +54,9 @@ enum kern_isa {
 	KERN_ISA_COUNT,
 };
 
-/* Detect the CPU and select the best ISA (idempotent, thread-safe). */
+/* Detect the CPU and select the best ISA (idempotent, thread-safe); the
+ * environment variable EDGE_KERN_ISA (scalar, avx2, avx512, neon) pins one
+ * for the process when this CPU and build have it. */
 void kern_init(void);
 enum kern_isa kern_isa(void);
 const char *kern_isa_name(enum kern_isa isa);
