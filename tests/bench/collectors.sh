@@ -1,0 +1,77 @@
+#!/bin/bash
+# tests/bench/collectors.sh: overhead of the profile (section "collectors" of
+# make bench; owner: helper "bpf"). Needs root and kernel BTF. ~70 s.
+#   1. cost per sched_switch event of bpf/schedtrace, from the kernel's BPF
+#      run-time statistics (kernel.bpf_stats_enabled=1, run_time_ns/run_cnt),
+#      during a pipe ping-pong storm: filter "pid" (the storm is not the
+#      target: the common case) and "system" (every task traced);
+#   2. ping-pong round trips/s without a profile, with `edgectl profile
+#      --pid P` (P a sleeping process: the storm untraced) and with a
+#      system-wide `edgectl profile` (the storm traced), 1 Hz, rounds
+#      interleaved, medians reported;
+#   3. CPU time used by `edgectl profile` at 1 Hz: start-up, then steady
+#      state over 10 s (its /proc/PID/schedstat run time).
+set -u
+: "${BUILD:?}"
+BIN=$BUILD/bin
+QUICK=${BENCH_QUICK:-0}
+S=3; R=5
+[ "$QUICK" = 1 ] && { S=2; R=2; }
+if [ "$(id -u)" -ne 0 ]; then echo "SKIP: collectors: not root"; exit 0; fi
+if [ ! -r /sys/kernel/btf/vmlinux ]; then echo "SKIP: collectors: no kernel BTF"; exit 0; fi
+for b in bench-collectors edgectl; do
+	[ -x "$BIN/$b" ] || { echo "SKIP: collectors: $BIN/$b not built"; exit 0; }
+done
+TMP=$(mktemp -d /tmp/bench-coll.XXXXXX)
+SLEEPER=""
+cleanup() { [ -n "$SLEEPER" ] && kill "$SLEEPER" 2>/dev/null; rm -rf "$TMP"; }
+trap cleanup EXIT
+median() { sort -n | awk '{ v[NR]=$1 } END { if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2 }'; }
+val() { sed -n "s/^$1 //p"; }
+
+echo "| sched_switch program | filter | ns per event (run_time_ns/run_cnt) | events |"
+echo "|---|---|---|---|"
+for f in pid system; do
+	out=$("$BIN/bench-collectors" bpfcost "$S" "$f") || { echo "bench-collectors bpfcost failed"; exit 1; }
+	echo "| $(echo "$out" | val mode) | $f | $(echo "$out" | val ns_per_switch) | $(echo "$out" | val switch_events) |"
+done
+echo
+
+sh -c 'echo $$ > "$0"; exec sleep 600' "$TMP/sleeper.pid" &
+sleep 0.2
+SLEEPER=$(cat "$TMP/sleeper.pid")
+: > "$TMP/base"; : > "$TMP/pid"; : > "$TMP/sys"
+for _ in $(seq "$R"); do
+	"$BIN/bench-collectors" pingpong "$S" | val roundtrips_per_s >> "$TMP/base"
+	"$BIN/edgectl" profile --pid "$SLEEPER" --interval 1s --json > /dev/null 2>&1 &
+	P=$!; sleep 1.5
+	"$BIN/bench-collectors" pingpong "$S" | val roundtrips_per_s >> "$TMP/pid"
+	kill -INT "$P"; wait "$P" 2>/dev/null
+	"$BIN/edgectl" profile --interval 1s --json > /dev/null 2>&1 &
+	P=$!; sleep 1.5
+	"$BIN/bench-collectors" pingpong "$S" | val roundtrips_per_s >> "$TMP/sys"
+	kill -INT "$P"; wait "$P" 2>/dev/null
+done
+b=$(median < "$TMP/base"); p=$(median < "$TMP/pid"); s=$(median < "$TMP/sys")
+echo "| pipe ping-pong on CPU 0 ($R rounds x ${S} s, median) | round trips/s | lost |"
+echo "|---|---|---|"
+echo "| no profile | $b | - |"
+awk -v b="$b" -v x="$p" 'BEGIN { printf "| edgectl profile --pid (storm untraced) | %s | %.1f %% |\n", x, 100*(b-x)/b }'
+awk -v b="$b" -v x="$s" 'BEGIN { printf "| edgectl profile, system-wide (storm traced) | %s | %.1f %% |\n", x, 100*(b-x)/b }'
+echo "(runs: base $(tr '\n' ' ' < "$TMP/base")/ pid $(tr '\n' ' ' < "$TMP/pid")/ system $(tr '\n' ' ' < "$TMP/sys"))"
+echo
+
+echo "| edgectl profile at 1 Hz | start-up CPU ms | steady CPU ms per 10 s | steady % of one core |"
+echo "|---|---|---|---|"
+for mode in pid system; do
+	args="--interval 1s --json"
+	[ "$mode" = pid ] && args="$args --pid $SLEEPER"
+	"$BIN/edgectl" profile $args > /dev/null 2>&1 &
+	P=$!
+	sleep 2.5
+	t1=$(cut -d' ' -f1 /proc/$P/schedstat)
+	sleep 10
+	t2=$(cut -d' ' -f1 /proc/$P/schedstat)
+	kill -INT "$P"; wait "$P" 2>/dev/null
+	awk -v m="$mode" -v a="$t1" -v b="$t2" 'BEGIN { printf "| %s | %.1f (load, verify, attach, first ticks) | %.1f | %.3f %% |\n", m, a/1e6, (b-a)/1e6, 100*(b-a)/10e9 }'
+done
