@@ -75,7 +75,9 @@ ALL_LDFLAGS := -pthread $(SAN_FLAGS) $(EXTRA_LDFLAGS)
 
 # jemalloc is the allocator of the core's binaries; a sanitizer brings its own
 # malloc, so sanitized builds leave jemalloc out (code looks mallctl up weakly).
-JEMALLOC_LDLIBS := $(if $(SANITIZE),,-ljemalloc)
+# Debian's libjemalloc-dev is not co-installable across architectures, so a
+# cross build links the foreign libjemalloc2's libjemalloc.so.2 by file name.
+JEMALLOC_LDLIBS := $(if $(SANITIZE),,$(if $(CROSS_COMPILE),-l:libjemalloc.so.2,-ljemalloc))
 
 # Per-ISA kernel files are named for their ISA and get its flags; the rest of
 # the code is built for the baseline and picks a version at run time.

@@ -19,9 +19,11 @@ qemu-system-x86 qemu-system-arm busybox-static cpio
 "
 # make ARCH=arm64 links against Debian's arm64 multiarch libraries; tests/vm
 # boots Debian's cloud kernels (fetched by apt-get download, not installed).
+# libjemalloc-dev is not Multi-Arch: same (its :arm64 would REMOVE the host's),
+# so arm64 gets the library only (the Makefile links libjemalloc.so.2).
 PKGS_ARM64="
 libbpf-dev:arm64 libelf-dev:arm64 zlib1g-dev:arm64 libcmocka-dev:arm64
-libjemalloc-dev:arm64 libmicrohttpd-dev:arm64 libjansson-dev:arm64
+libjemalloc2:arm64 libmicrohttpd-dev:arm64 libjansson-dev:arm64
 libsqlite3-dev:arm64 libcgroup-dev:arm64 libinih-dev:arm64 libpcre2-dev:arm64
 libcurl4-openssl-dev:arm64 libncurses-dev:arm64
 "
