@@ -1,0 +1,185 @@
+/*
+ * test_loaders.c: the BPF loaders against the running kernel, in both
+ * attach modes: tp_btf (the default) and raw_tp (the fallback for kernels
+ * whose tracepoints cannot take tp_btf programs, forced here). Each mode must
+ * load, count this process's own context switches as the target, fill the
+ * pid-set bitmap, and report an affinity change through the ring buffer.
+ * Skips with the reason when not root or the kernel has no BTF.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "bpf/evtrace.h"
+#include "bpf/schedtrace.h"
+
+static bool can_run(void)
+{
+	if (geteuid() != 0) {
+		print_message("not root: loading BPF programs needs CAP_BPF/CAP_PERFMON\n");
+		return false;
+	}
+	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
+		print_message("no /sys/kernel/btf/vmlinux: CO-RE programs cannot load\n");
+		return false;
+	}
+	return true;
+}
+
+struct found {
+	__u32 tid;
+	__u64 vol;
+};
+
+static void on_thread(__u32 tid, const struct st_thread *t, void *arg)
+{
+	struct found *f = arg;
+
+	if (tid == f->tid)
+		f->vol = t->vol;
+}
+
+static void sched_mode(bool raw)
+{
+	struct schedtrace_opts o = { .filter = ST_FILTER_PIDS, .force_raw_tp = raw };
+	char err[512] = "";
+	struct schedtrace *st = schedtrace_open(&o, err, sizeof(err));
+
+	if (!st)
+		print_message("%s\n", err);
+	assert_non_null(st);
+	assert_string_equal(schedtrace_mode(st), raw ? "raw_tp" : "tp_btf");
+	int32_t me = getpid();
+	assert_int_equal(schedtrace_set_pids(st, &me, 1), 0);
+	for (int i = 0; i < 50; i++)
+		usleep(1000); /* 50 voluntary switches */
+	struct found f = { .tid = (__u32)gettid() };
+	assert_true(schedtrace_read_threads(st, on_thread, &f) >= 1);
+	assert_true(f.vol >= 40);
+	struct st_cpu cpus[64];
+	__u64 mig[64];
+	int n = schedtrace_read_cpus(st, cpus, mig, 64);
+	assert_true(n >= 1);
+	__u64 target = 0, sw = 0;
+	for (int i = 0; i < n; i++) {
+		target += cpus[i].busy_ns[ST_CLASS_TARGET];
+		sw += cpus[i].switches;
+	}
+	assert_true(target > 0);
+	assert_true(sw >= 50);
+	/* the set replaced: we are no longer the target */
+	int32_t other = 1;
+	assert_int_equal(schedtrace_set_pids(st, &other, 1), 0);
+	f.vol = 0;
+	schedtrace_read_threads(st, on_thread, &f);
+	__u64 before = f.vol;
+	for (int i = 0; i < 20; i++)
+		usleep(1000);
+	f.vol = 0;
+	schedtrace_read_threads(st, on_thread, &f);
+	/* the class is decided at switch-in: the slice running when the set
+	 * changed still counts, nothing after it */
+	assert_true(f.vol <= before + 1);
+	schedtrace_free(st);
+}
+
+static void test_schedtrace_tp_btf(void **state)
+{
+	(void)state;
+	if (!can_run())
+		skip();
+	sched_mode(false);
+}
+
+static void test_schedtrace_raw_tp(void **state)
+{
+	(void)state;
+	if (!can_run())
+		skip();
+	sched_mode(true);
+}
+
+struct evseen {
+	int n;
+	__u32 pid;
+	__u64 mask;
+};
+
+static void on_ev(const struct ev_rec *r, void *arg)
+{
+	struct evseen *e = arg;
+
+	if (r->type == EV_AFFINITY && r->caller == (__u32)gettid()) {
+		e->n++;
+		e->pid = r->pid;
+		e->mask = r->mask[0];
+	}
+}
+
+static void ev_mode(bool raw)
+{
+	struct evtrace_opts o = { .filter = ST_FILTER_NONE, .pids_fd = -1, .force_raw_tp = raw };
+	char err[512] = "";
+	struct evtrace *ev = evtrace_open(&o, err, sizeof(err));
+	cpu_set_t old, set;
+
+	if (!ev)
+		print_message("%s\n", err);
+	assert_non_null(ev);
+	assert_string_equal(evtrace_mode(ev), raw ? "raw_tp" : "tp_btf");
+	assert_int_equal(sched_getaffinity(0, sizeof(old), &old), 0);
+	CPU_ZERO(&set);
+	CPU_SET(0, &set);
+	assert_int_equal(sched_setaffinity(0, sizeof(set), &set), 0);
+	sched_setaffinity(0, sizeof(old), &old);
+	struct evseen e = { 0 };
+	assert_true(evtrace_poll(ev, on_ev, &e) >= 2);
+	assert_int_equal(e.n, 2);
+	assert_int_equal(e.pid, (__u32)gettid()); /* pid 0 means the caller */
+	evtrace_free(ev);
+}
+
+static void test_evtrace_tp_btf(void **state)
+{
+	(void)state;
+	if (!can_run())
+		skip();
+	ev_mode(false);
+}
+
+static void test_evtrace_raw_tp(void **state)
+{
+	(void)state;
+	if (!can_run())
+		skip();
+	ev_mode(true);
+}
+
+static void test_bad_btf(void **state)
+{
+	struct schedtrace_opts o = { .filter = ST_FILTER_NONE, .btf_path = "/nonexistent/btf" };
+	char err[512] = "";
+
+	(void)state;
+	assert_null(schedtrace_open(&o, err, sizeof(err)));
+	assert_string_equal(err, "kernel BTF /nonexistent/btf: No such file or directory (CO-RE programs need it)");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_schedtrace_tp_btf),
+		cmocka_unit_test(test_schedtrace_raw_tp),
+		cmocka_unit_test(test_evtrace_tp_btf),
+		cmocka_unit_test(test_evtrace_raw_tp),
+		cmocka_unit_test(test_bad_btf),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
