@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "cli/cmds.h"
+#include "collectors/collect.h"
 #include "collectors/snapshot.h"
 #include "controller/admin.h"
 #include "controller/affinity.h"
@@ -385,6 +386,7 @@ int cmd_tune(int argc, char **argv)
 	struct target t = { 0 };
 	struct cg_sys *s = NULL;
 	struct csample *cs = NULL;
+	struct coll *coll = NULL;
 	struct snap **hist = NULL;
 	size_t nh = 0;
 	struct pol_plan plan;
@@ -536,7 +538,28 @@ int cmd_tune(int argc, char **argv)
 		}
 	}
 
-	/* profile */
+	/*
+	 * profile: through the collectors (BPF where it loads, else procfs) on
+	 * the live machine; the controller's procfs sampler on a fixture root or
+	 * when the collectors cannot open (the reason is printed).
+	 */
+	if (!cg_sys_root(s)[0]) {
+		struct coll_opts co = { 0 };
+		char cgpath[CG_NAME_MAX + 2];
+
+		if (t.by_cgroup) {
+			snprintf(cgpath, sizeof(cgpath), "/%s", t.cgroup);
+			co.kind = SNAP_TARGET_CGROUP;
+			co.cgroup = cgpath;
+		} else {
+			co.kind = SNAP_TARGET_PID;
+			co.pid = t.pid;
+		}
+		if (coll_new(&co, &coll, err, sizeof(err)) < 0) {
+			fprintf(stderr, "edgectl: tune: collectors unavailable (%s); using procfs sampling\n", err);
+			coll = NULL;
+		}
+	}
 	cs = csample_new(cg_sys_root(s), err, sizeof(err));
 	hist = calloc(MAX_SAMPLES, sizeof(*hist));
 	if (!cs || !hist) {
@@ -563,7 +586,14 @@ int cmd_tune(int argc, char **argv)
 				fprintf(stderr, "edgectl: tune: %s\n", err);
 				goto out;
 			}
-			ret = csample_tick(cs, pids, npids, sn, err, sizeof(err));
+			if (coll) {
+				/* the collectors took their baseline at coll_new: skip tick 0 like csample */
+				ret = i == 0 ? 0 : coll_tick(coll, sn) == 0 ? 1 : -EIO;
+				if (ret < 0)
+					snprintf(err, sizeof(err), "collectors: tick failed");
+			} else {
+				ret = csample_tick(cs, pids, npids, sn, err, sizeof(err));
+			}
 			if (ret < 0) {
 				snap_free(sn);
 				fprintf(stderr, "edgectl: tune: %s\n", err);
@@ -611,11 +641,14 @@ int cmd_tune(int argc, char **argv)
 	}
 
 	if (t.by_cgroup)
-		printf("plan for cgroup /%s, profiled %.1f s (%zu samples; cpu controller on cgroup %s)\n", t.cgroup, dur, nh,
+		printf("plan for cgroup /%s, profiled %.1f s (%zu samples from %s; cpu controller on cgroup %s)\n", t.cgroup,
+		       dur, nh, nh ? snap_source_name((enum snap_source)hist[nh - 1]->threads.st.source) : "-",
 		       cg_mode_name(cg_sys_mode(s, CG_CPU)));
 	else
-		printf("plan for pid %d (%s), profiled %.1f s (%zu samples; cpu controller on cgroup %s)\n", (int)t.pid,
-		       t.comm, dur, nh, cg_mode_name(cg_sys_mode(s, CG_CPU)));
+		printf("plan for pid %d (%s), profiled %.1f s (%zu samples from %s; cpu controller on cgroup %s)\n",
+		       (int)t.pid, t.comm, dur, nh,
+		       nh ? snap_source_name((enum snap_source)hist[nh - 1]->threads.st.source) : "-",
+		       cg_mode_name(cg_sys_mode(s, CG_CPU)));
 	printf("cpus: %s\n  why: %s\n", plan.cpus, plan.reason_cpus);
 	printf("cpu.max: %" PRId64 " %" PRId64 "  (%.0f%% of one CPU; systemd CPUQuota=%g%%)\n  why: %s\n", plan.quota_us,
 	       plan.period_us, plan.quota_pct, plan.quota_pct, plan.reason_quota);
@@ -658,6 +691,7 @@ out:
 		snap_free(hist[i]);
 	free(hist);
 	free(pids);
+	coll_free(coll);
 	csample_free(cs);
 	cg_sys_free(s);
 	return rc;

@@ -6,7 +6,9 @@
  * publishes. The loop waits in sigtimedwait() for SIGCHLD, SIGTERM or SIGINT
  * (blocked in every thread) with a timeout of at most 100 ms, so a core that
  * dies is restarted at once and a tick starts on time. A tick:
- *   1. samples the core's threads and the CPUs (procfs sampler, sample.h),
+ *   1. samples the core's cgroup (its pid in a dry run) through the
+ *      collectors (collect.h: BPF where it loads, else procfs; the
+ *      controller's own procfs sampler, sample.h, if they cannot open),
  *      its admin stats (queue, slots, pool, workers, KV use) and the
  *      time-to-first-token histogram of its /metrics (p99 over the last
  *      10 ticks, from bucket deltas), into the snapshot's core stats;
@@ -44,6 +46,7 @@
 
 #include <jansson.h>
 
+#include "collectors/collect.h"
 #include "collectors/snapshot.h"
 #include "controller/admin.h"
 #include "controller/affinity.h"
@@ -76,7 +79,9 @@ struct sup {
 	int restarts, saw_ok;
 	int affinity_noted_for; /* core pid whose thread masks are in the state */
 	char admin_sock[256], health_url[320], metrics_url[320];
-	/* measuring */
+	/* measuring: the collectors, filtered to the core; csample if they cannot open */
+	struct coll *coll;
+	char coll_why[256];
 	struct csample *cs;
 	struct snap **hist;
 	size_t nhist;
@@ -251,6 +256,8 @@ static int core_argv(struct sup *u, char *err, size_t errlen)
 	return 0;
 }
 
+static void coll_reopen(struct sup *u);
+
 static int core_start(struct sup *u, char *err, size_t errlen)
 {
 	int pfd[2];
@@ -310,6 +317,29 @@ static int core_start(struct sup *u, char *err, size_t errlen)
 	return 0;
 }
 
+/* (Re)open the collectors on the core: its cgroup when it has one, else its pid. */
+static void coll_reopen(struct sup *u)
+{
+	struct coll_opts co = { 0 };
+	char cgpath[CG_NAME_MAX + 2];
+
+	coll_free(u->coll);
+	u->coll = NULL;
+	if (!u->dry && cg_exists(u->s, CG_CPU, u->cg)) {
+		snprintf(cgpath, sizeof(cgpath), "/%s", u->cg);
+		co.kind = SNAP_TARGET_CGROUP;
+		co.cgroup = cgpath;
+	} else {
+		co.kind = SNAP_TARGET_PID;
+		co.pid = u->core;
+	}
+	co.sysroot = cg_sys_root(u->s)[0] ? cg_sys_root(u->s) : NULL;
+	if (coll_new(&co, &u->coll, u->coll_why, sizeof(u->coll_why)) < 0)
+		u->coll = NULL; /* the procfs sampler stands in; coll_why says why */
+	else
+		u->coll_why[0] = 0;
+}
+
 static void core_stop(struct sup *u)
 {
 	double t0;
@@ -351,6 +381,7 @@ static void core_restart(struct sup *u, const char *why)
 		return;
 	}
 	audit_event(u, "core_restart", "%s", why);
+	coll_reopen(u);
 }
 
 /* ---- one tick ------------------------------------------------------------------- */
@@ -527,7 +558,19 @@ static void tick(struct sup *u)
 		if (!s)
 			goto out;
 	}
-	r = csample_tick(u->cs, &pid, pid > 0 ? 1 : 0, s, err, sizeof(err));
+	r = -1;
+	if (u->coll && coll_tick(u->coll, s) == 0 && s->interval_ns)
+		r = 1;
+	if (r < 0) {
+		r = csample_tick(u->cs, &pid, pid > 0 ? 1 : 0, s, err, sizeof(err));
+		if (r > 0 && u->coll_why[0] && s->nsources < SNAP_MAX_SOURCES) {
+			struct snap_source_info *si = &s->sources[s->nsources++];
+
+			snprintf(si->name, sizeof(si->name), "collectors");
+			si->live = false;
+			snprintf(si->why, sizeof(si->why), "%s (controller's procfs sampler used)", u->coll_why);
+		}
+	}
 	if (r <= 0) { /* priming tick, or /proc unreadable */
 		snap_free(s);
 		goto out;
@@ -853,6 +896,7 @@ int sup_run(const struct sup_opts *o, char *err, size_t errlen)
 		goto out_revert;
 	audit_event(u, "core_start", "supervise %s: core in cgroup /%s (%s), admin socket %s", u->dry ? "dry run" : "live",
 		    u->cg, cg_mode_name(cg_sys_mode(u->s, CG_CPU)), u->admin_sock);
+	coll_reopen(u);
 
 	next_tick = mono();
 	while (!stop) {
@@ -923,6 +967,7 @@ out:
 		snap_free(u->hist[i]);
 	free(u->hist);
 	free(u->argv);
+	coll_free(u->coll);
 	csample_free(u->cs);
 	cstate_free(u->st);
 	cg_sys_free(u->s);

@@ -52,6 +52,7 @@ start_grace = 10s
 sustain_ticks = 1
 [threads]
 queue_high = 2
+mem_util_low = 0
 cooldown = 3s
 idle = 4s
 [bandwidth]
@@ -106,10 +107,14 @@ core=$(sed -n 's/.*"event":"core_start","pid":\([0-9]*\).*/\1/p' "$AUDIT" | head
 grep -q ":cpu:/$CG/core\$" /proc/$core/cgroup && grep -q ":cpuset:/$CG/core\$" /proc/$core/cgroup \
 	&& pass "the core runs in its cgroup" || fail "the core runs in its cgroup" "$(grep -E 'cpu|memory' /proc/$core/cgroup | tr '\n' ' ')"
 
-# load: a burst of concurrent requests -> the queue grows -> threads grow
+# load: 16 clients sending requests back to back for 10 s: the queue stays
+# around 14 (2 slots) -> threads grow
 LOAD=()
-for i in $(seq 20); do
-	curl -s -m 120 "http://127.0.0.1:$PORT/v1/completions" -d '{"prompt":"tell me a story","max_tokens":120}' -o /dev/null &
+end=$(( $(date +%s) + 10 ))
+for i in $(seq 16); do
+	( while [ "$(date +%s)" -lt "$end" ]; do
+		curl -s -m 60 "http://127.0.0.1:$PORT/v1/completions" -d '{"prompt":"tell me a story","max_tokens":100}' -o /dev/null
+	done ) &
 	LOAD+=($!)
 done
 grew=""
@@ -118,7 +123,7 @@ for _ in $(seq 150); do
 	[ -n "$grew" ] && break
 	sleep 0.1
 done
-[ -n "$grew" ] && pass "threads grow under load" || fail "threads grow under load" "no grow decision: $(grep threads "$AUDIT" | tail -3)"
+[ -n "$grew" ] && pass "threads grow under load" || fail "threads grow under load" "no grow decision; audit: $(tail -4 "$AUDIT" | cut -c1-200)"
 echo "$grew" | cut -c1-300
 wait "${LOAD[@]}"
 # idle -> shrink

@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "collectors/collect.h"
 #include "controller/affinity.h"
 #include "controller/config.h"
 #include "controller/policy.h"
@@ -499,6 +500,67 @@ static void test_tune_plan_table(void **state)
 	}
 }
 
+/*
+ * Topologies of real boards: the collectors read the fixture trees of
+ * tests/fixtures (board source, no BPF) and the affinity policy places
+ * workers on them. RK3588: the four A76 (capacity 1024, 2.4 GHz) first;
+ * Jetson Orin (JetPack 6): one cluster class, distinct CPUs in order.
+ */
+static void test_affinity_on_board_fixtures(void **state)
+{
+	static const struct {
+		const char *board;
+		int nworkers;
+		int want_cpu[6];
+	} cases[] = {
+		{ .board = "rk3588", .nworkers = 4, .want_cpu = { 4, 5, 6, 7 } },
+		{ .board = "rk3588", .nworkers = 6, .want_cpu = { 4, 5, 6, 7, 0, 1 } },
+		{ .board = "jetson-orin-jp6", .nworkers = 3, .want_cpu = { 0, 1, 2 } },
+	};
+	const char *fx = getenv("EDGE_FIXTURES") ? getenv("EDGE_FIXTURES") : "tests/fixtures";
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char root[512], err[256], why[256];
+		struct coll_opts o = { .kind = SNAP_TARGET_SYSTEM, .no_bpf = true };
+		struct coll *co = NULL;
+		struct snap *h[1];
+		struct ccfg c;
+		struct pol_env env = { 0 };
+		struct pol_mem m;
+		struct pol_decision d[1];
+		int r;
+
+		snprintf(root, sizeof(root), "%s/%s", fx, cases[i].board);
+		o.sysroot = root;
+		if (coll_new(&o, &co, err, sizeof(err)) < 0) {
+			print_message("skip %s: collectors cannot read the fixture: %s\n", cases[i].board, err);
+			skip();
+			return;
+		}
+		h[0] = snap_new();
+		assert_non_null(h[0]);
+		assert_int_equal(coll_tick(co, h[0]), 0);
+		assert_true(h[0]->topo.st.valid);
+		h[0]->mono_ns = 100000000000ull;
+		h[0]->interval_ns = 1000000000ull;
+		ccfg_defaults(&c);
+		pol_mem_init(&m);
+		set_allowed(&env.allowed, "0-7");
+		env.nworkers = cases[i].nworkers;
+		for (int w = 0; w < env.nworkers; w++)
+			env.worker_tid[w] = 2000 + w;
+		r = pol_affinity((const struct snap *const *)h, 1, &c, &env, &m, d, 1, why, sizeof(why));
+		print_message("%s, %d workers -> %s: %s\n", cases[i].board, cases[i].nworkers, r ? d[0].cpus : "hold",
+			      r ? d[0].reason : why);
+		assert_int_equal(r, 1);
+		for (int w = 0; w < cases[i].nworkers; w++)
+			assert_int_equal(d[0].cpu[w], cases[i].want_cpu[w]);
+		snap_free(h[0]);
+		coll_free(co);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -507,6 +569,7 @@ int main(void)
 		cmocka_unit_test(test_bandwidth_table),
 		cmocka_unit_test(test_no_reversal_inside_cooldown),
 		cmocka_unit_test(test_tune_plan_table),
+		cmocka_unit_test(test_affinity_on_board_fixtures),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
