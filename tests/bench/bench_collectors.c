@@ -5,7 +5,10 @@
  *   bench-collectors pingpong SECONDS
  *       a context-switch storm: two processes pinned to CPU 0 pass one byte
  *       back and forth through two pipes; prints round trips per second (each
- *       round trip is two context switches).
+ *       round trip is two context switches and two wakeups) and the CPU time
+ *       both processes used per round trip (getrusage: independent of other
+ *       load on the machine, and BPF programs are charged to the task they
+ *       run in).
  *   bench-collectors bpfcost SECONDS [system|pid]
  *       loads bpf/schedtrace (filter none: every task is a target, the worst
  *       case; or pid: a pid set holding only an idle process, the common
@@ -21,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,6 +48,20 @@ static void pin0(void)
 	sched_setaffinity(0, sizeof(set), &set);
 }
 
+static double cpu_s(int who)
+{
+	struct rusage ru;
+
+	getrusage(who, &ru);
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* CPU time (both processes, user + system) per round trip of the last run:
+ * unlike round trips per second it does not depend on what else the
+ * machine runs, and BPF programs are charged to the task they run in */
+static double last_cpu_ns_per_rt;
+
 /* returns round trips per second, or a negative value on failure */
 static double pingpong(double seconds)
 {
@@ -52,6 +70,8 @@ static double pingpong(double seconds)
 	long n = 0;
 	pid_t child;
 	double t0, t1;
+
+	double c0 = cpu_s(RUSAGE_SELF) + cpu_s(RUSAGE_CHILDREN);
 
 	if (pipe(a) || pipe(b))
 		return -1;
@@ -84,6 +104,7 @@ out:
 	close(a[1]);
 	close(b[0]);
 	waitpid(child, NULL, 0);
+	last_cpu_ns_per_rt = n ? (cpu_s(RUSAGE_SELF) + cpu_s(RUSAGE_CHILDREN) - c0) * 1e9 / (double)n : 0;
 	return (double)n / (t1 - t0);
 }
 
@@ -115,6 +136,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		printf("roundtrips_per_s %.0f\n", r);
+		printf("cpu_ns_per_roundtrip %.0f\n", last_cpu_ns_per_rt);
 		return 0;
 	}
 	if (!strcmp(argv[1], "bpfcost")) {

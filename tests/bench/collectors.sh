@@ -41,24 +41,31 @@ sh -c 'echo $$ > "$0"; exec sleep 600' "$TMP/sleeper.pid" &
 sleep 0.2
 SLEEPER=$(cat "$TMP/sleeper.pid")
 : > "$TMP/base"; : > "$TMP/pid"; : > "$TMP/sys"
+pp() { "$BIN/bench-collectors" pingpong "$S" > "$TMP/pp"; echo "$(val roundtrips_per_s < "$TMP/pp") $(val cpu_ns_per_roundtrip < "$TMP/pp")" >> "$1"; }
 for _ in $(seq "$R"); do
-	"$BIN/bench-collectors" pingpong "$S" | val roundtrips_per_s >> "$TMP/base"
+	pp "$TMP/base"
 	"$BIN/edgectl" profile --pid "$SLEEPER" --interval 1s --json > /dev/null 2>&1 &
 	P=$!; sleep 1.5
-	"$BIN/bench-collectors" pingpong "$S" | val roundtrips_per_s >> "$TMP/pid"
+	pp "$TMP/pid"
 	kill -INT "$P"; wait "$P" 2>/dev/null
 	"$BIN/edgectl" profile --interval 1s --json > /dev/null 2>&1 &
 	P=$!; sleep 1.5
-	"$BIN/bench-collectors" pingpong "$S" | val roundtrips_per_s >> "$TMP/sys"
+	pp "$TMP/sys"
 	kill -INT "$P"; wait "$P" 2>/dev/null
 done
-b=$(median < "$TMP/base"); p=$(median < "$TMP/pid"); s=$(median < "$TMP/sys")
-echo "| pipe ping-pong on CPU 0 ($R rounds x ${S} s, median) | round trips/s | lost |"
-echo "|---|---|---|"
-echo "| no profile | $b | - |"
-awk -v b="$b" -v x="$p" 'BEGIN { printf "| edgectl profile --pid (storm untraced) | %s | %.1f %% |\n", x, 100*(b-x)/b }'
-awk -v b="$b" -v x="$s" 'BEGIN { printf "| edgectl profile, system-wide (storm traced) | %s | %.1f %% |\n", x, 100*(b-x)/b }'
-echo "(runs: base $(tr '\n' ' ' < "$TMP/base")/ pid $(tr '\n' ' ' < "$TMP/pid")/ system $(tr '\n' ' ' < "$TMP/sys"))"
+col() { awk -v c="$1" '{ print $c }' "$2" | median; }
+bt=$(col 1 "$TMP/base"); bc=$(col 2 "$TMP/base")
+echo "| pipe ping-pong on CPU 0 ($R rounds x ${S} s, medians) | round trips/s | CPU ns per round trip | throughput lost (from CPU per round trip) |"
+echo "|---|---|---|---|"
+echo "| no profile | $bt | $bc | - |"
+for m in pid sys; do
+	t=$(col 1 "$TMP/$m"); c=$(col 2 "$TMP/$m")
+	label="edgectl profile --pid (storm untraced)"
+	[ "$m" = sys ] && label="edgectl profile, system-wide (storm traced)"
+	awk -v l="$label" -v t="$t" -v c="$c" -v bc="$bc" 'BEGIN { printf "| %s | %s | %s | %.1f %% |\n", l, t, c, 100*(c-bc)/c }'
+done
+echo "(round trips/s per run: base $(cut -d' ' -f1 "$TMP/base" | tr '\n' ' ')/ pid $(cut -d' ' -f1 "$TMP/pid" | tr '\n' ' ')/ system $(cut -d' ' -f1 "$TMP/sys" | tr '\n' ' '))"
+echo "(CPU ns per round trip per run: base $(cut -d' ' -f2 "$TMP/base" | tr '\n' ' ')/ pid $(cut -d' ' -f2 "$TMP/pid" | tr '\n' ' ')/ system $(cut -d' ' -f2 "$TMP/sys" | tr '\n' ' '))"
 echo
 
 echo "| edgectl profile at 1 Hz | start-up CPU ms | steady CPU ms per 10 s | steady % of one core |"
