@@ -36,7 +36,7 @@ cache=$(cd "$cache" && pwd)
 
 # Userland packages for a foreign arch (and the libraries they need that the
 # host's multiarch install may lack).
-TOOL_PKGS="busybox-static bash jq libjq1 libonig5 curl procps libprocps8
+TOOL_PKGS="busybox-static bash jq libjq1 libonig5 curl procps libproc2-0
 libsystemd0 libgcrypt20 libgpg-error0 liblz4-1 liblzma5 libzstd1 libcap2
 libtinfo6 libncursesw6"
 pkgroot=/

@@ -90,7 +90,7 @@ if "$E" tune --pid "$P" --duration 2s --apply > "$TMP/plan" 2> "$TMP/err"; then
 		|| fail "v2 revert: membership and affinity byte for byte" "$(diff "$TMP/before" "$TMP/after" | tr '\n' ' ')"
 	[ ! -d $R/edgectl ] && pass "v2 revert: no cgroup left" || fail "v2 revert: no cgroup left" "$R/edgectl exists"
 else
-	fail "v2 tune --pid --apply" "$(head -c 400 "$TMP/err")"
+	fail "v2 tune --pid --apply" "$(tail -n 1 "$TMP/err")"
 fi
 
 # ---- a whole multi-threaded process: every thread moves ----
@@ -122,7 +122,7 @@ else
 		cmp -s "$TMP/before" "$TMP/after" && pass "v2 revert (dify-edge): byte for byte" \
 			|| fail "v2 revert (dify-edge): byte for byte" "$(diff "$TMP/before" "$TMP/after" | tr '\n' ' ')"
 	else
-		fail "v2 tune --pid dify-edge --apply" "$(head -c 400 "$TMP/err")"
+		fail "v2 tune --pid dify-edge --apply" "$(tail -n 1 "$TMP/err")"
 	fi
 	kill "$S"; wait "$S" 2>/dev/null
 fi
@@ -152,7 +152,7 @@ if "$E" tune --cgroup /$C --duration 1s --apply --quota 35% > "$TMP/plan" 2> "$T
 	cmp -s "$TMP/before" "$TMP/after" && pass "v2 revert: thread affinity after a cpuset write" \
 		|| fail "v2 revert: thread affinity after a cpuset write" "$(diff "$TMP/before" "$TMP/after" | tr '\n' ' ')"
 else
-	fail "v2 tune --cgroup --apply" "$(head -c 400 "$TMP/err")"
+	fail "v2 tune --cgroup --apply" "$(tail -n 1 "$TMP/err")"
 fi
 kill -9 "$P"; sleep 0.2
 rmdir $R/$C 2>/dev/null
