@@ -5,10 +5,12 @@
  * and cgroup attaches.
  *
  * DESIGN
- * sched_setaffinity has no scheduler tracepoint; the raw syscall tracepoints
- * fire on every syscall, so their programs test the syscall number first and
- * return: that compare is the whole cost for other syscalls (sys_exit reads
- * the number from pt_regs: a direct load under tp_btf). At entry the pid,
+ * sched_setaffinity has no scheduler tracepoint. Where BPF trampolines work
+ * an fexit program on the kernel's sched_setaffinity() reports it (no cost
+ * to any other syscall). Elsewhere the raw syscall tracepoints fire on every
+ * syscall, so their programs test the syscall number first and return: that
+ * compare is the whole cost for other syscalls (sys_exit reads the number
+ * from pt_regs: a direct load under tp_btf). At entry the pid,
  * length and up to 64 bits of the requested mask (read from the caller's
  * memory with bpf_probe_read_user) are parked in `pending` by caller tid;
  * at exit they are sent with the result. oom:mark_victim passes the task on
@@ -251,6 +253,27 @@ static __always_inline int on_attach(struct cgroup *dst, const char *path, struc
 	r->cg_id = BPF_CORE_READ(dst, kn, id);
 	bpf_probe_read_kernel_str(r->comm, sizeof(r->comm), &p->comm);
 	bpf_probe_read_kernel_str(r->path, sizeof(r->path), path);
+	bpf_ringbuf_submit(r, 0);
+	return 0;
+}
+
+/* sched_setaffinity on kernels with BPF trampolines: fexit on the kernel
+ * function sees the copied mask and the result at once, and costs nothing
+ * to other syscalls (the loader falls back to the syscall tracepoints) */
+SEC("fexit/sched_setaffinity")
+int BPF_PROG(aff_fexit, pid_t pid, const struct cpumask *in_mask, long ret)
+{
+	struct ev_rec *r = ev_new(EV_AFFINITY);
+	__u64 pt = bpf_get_current_pid_tgid();
+
+	if (!r)
+		return 0;
+	r->pid = pid ? (__u32)pid : (__u32)pt;
+	r->caller = (__u32)pt;
+	r->tgid = pid ? 0 : (__u32)(pt >> 32);
+	r->result = (__s32)ret;
+	r->mask[0] = BPF_CORE_READ(in_mask, bits[0]);
+	bpf_get_current_comm(r->comm, sizeof(r->comm));
 	bpf_ringbuf_submit(r, 0);
 	return 0;
 }

@@ -4,7 +4,9 @@
  * open -> configure (filter, syscall number of sched_setaffinity for this
  * architecture, the shape of oom:mark_victim read from the kernel's BTF, page
  * size) -> share schedtrace's pid set -> pick tp_btf or raw_tp -> load ->
- * attach. Records are drained once per tick with ring_buffer__consume, which
+ * attach. Affinity changes go through fexit/sched_setaffinity when the
+ * kernel has BPF trampolines; if that load or attach fails, the whole object
+ * is opened again with the raw syscall tracepoints instead. Records are drained once per tick with ring_buffer__consume, which
  * never blocks. Errors are returned with a message, never printed.
  */
 #include "bpf/evtrace.h"
@@ -26,6 +28,7 @@ struct evtrace {
 	struct evtrace_bpf *skel;
 	struct ring_buffer *rb;
 	bool btf_mode;
+	bool fexit;                /* affinity through fexit/sched_setaffinity */
 	void (*cb)(const struct ev_rec *r, void *arg);
 	void *cb_arg;
 };
@@ -84,28 +87,21 @@ static int on_sample(void *ctx, void *data, size_t size)
 	return 0;
 }
 
-struct evtrace *evtrace_open(const struct evtrace_opts *o, char *err, size_t errlen)
+/* one attempt: fexit for affinity (or the syscall tracepoints), tp_btf or
+ * raw_tp for the rest */
+static int try_open(struct evtrace *ev, const struct evtrace_opts *o, const char *btf,
+		    bool use_fexit, char *err, size_t errlen)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, oo);
-	struct evtrace *ev = calloc(1, sizeof(*ev));
-	const char *btf = NULL;
 	long page;
 	int ret;
 
-	bpfutil_quiet_libbpf();
-	if (!ev) {
-		snprintf(err, errlen, "bpf-events: out of memory");
-		return NULL;
-	}
-	ret = bpfutil_btf_path(o->btf_path, &btf, err, errlen);
-	if (ret)
-		goto fail;
 	oo.btf_custom_path = btf;
 	ev->skel = evtrace_bpf__open_opts(&oo);
 	if (!ev->skel) {
 		ret = -errno;
 		set_err(err, errlen, "opening the BPF object", ret);
-		goto fail;
+		return ret;
 	}
 	ev->skel->rodata->filter_mode = o->filter;
 	ev->skel->rodata->target_cgid = o->cgid;
@@ -118,18 +114,15 @@ struct evtrace *evtrace_open(const struct evtrace_opts *o, char *err, size_t err
 		ret = bpf_map__reuse_fd(ev->skel->maps.target_pids, o->pids_fd);
 		if (ret) {
 			set_err(err, errlen, "sharing the pid set", ret);
-			goto fail;
+			return ret;
 		}
 	}
-	ev->btf_mode = !o->force_raw_tp && !btf && bpfutil_probe_tp_btf("sys_enter");
 	{
 		struct bpf_program *btfp[] = {
-			ev->skel->progs.sys_enter_btf, ev->skel->progs.sys_exit_btf,
 			ev->skel->progs.exec_btf, ev->skel->progs.exit_btf,
 			ev->skel->progs.oom_btf, ev->skel->progs.attach_btf,
 		};
 		struct bpf_program *rawp[] = {
-			ev->skel->progs.sys_enter_raw, ev->skel->progs.sys_exit_raw,
 			ev->skel->progs.exec_raw, ev->skel->progs.exit_raw,
 			ev->skel->progs.oom_raw, ev->skel->progs.attach_raw,
 		};
@@ -137,16 +130,54 @@ struct evtrace *evtrace_open(const struct evtrace_opts *o, char *err, size_t err
 			bpf_program__set_autoload(btfp[i], ev->btf_mode);
 			bpf_program__set_autoload(rawp[i], !ev->btf_mode);
 		}
+		bpf_program__set_autoload(ev->skel->progs.aff_fexit, use_fexit);
+		bpf_program__set_autoload(ev->skel->progs.sys_enter_btf, !use_fexit && ev->btf_mode);
+		bpf_program__set_autoload(ev->skel->progs.sys_exit_btf, !use_fexit && ev->btf_mode);
+		bpf_program__set_autoload(ev->skel->progs.sys_enter_raw, !use_fexit && !ev->btf_mode);
+		bpf_program__set_autoload(ev->skel->progs.sys_exit_raw, !use_fexit && !ev->btf_mode);
 	}
 	ret = evtrace_bpf__load(ev->skel);
 	if (ret) {
 		set_err(err, errlen, "loading (verifier or BTF)", ret);
-		goto fail;
+		return ret;
 	}
 	ret = evtrace_bpf__attach(ev->skel);
 	if (ret) {
 		set_err(err, errlen, ev->btf_mode ? "attaching tp_btf programs" : "attaching raw_tp programs", ret);
+		return ret;
+	}
+	ev->fexit = use_fexit;
+	return 0;
+}
+
+struct evtrace *evtrace_open(const struct evtrace_opts *o, char *err, size_t errlen)
+{
+	struct evtrace *ev = calloc(1, sizeof(*ev));
+	const char *btf = NULL;
+	int ret;
+
+	bpfutil_quiet_libbpf();
+	if (!ev) {
+		snprintf(err, errlen, "bpf-events: out of memory");
+		return NULL;
+	}
+	ret = bpfutil_btf_path(o->btf_path, &btf, err, errlen);
+	if (ret)
 		goto fail;
+	ev->btf_mode = !o->force_raw_tp && !btf && bpfutil_probe_tp_btf("sys_enter");
+	ret = -1;
+	if (ev->btf_mode) {
+		ret = try_open(ev, o, btf, true, err, errlen);
+		if (ret) {
+			/* no trampolines here: the syscall tracepoints instead */
+			evtrace_bpf__destroy(ev->skel);
+			ev->skel = NULL;
+		}
+	}
+	if (ret) {
+		ret = try_open(ev, o, btf, false, err, errlen);
+		if (ret)
+			goto fail;
 	}
 	ev->rb = ring_buffer__new(bpf_map__fd(ev->skel->maps.events), on_sample, ev, NULL);
 	if (!ev->rb) {
@@ -171,6 +202,8 @@ void evtrace_free(struct evtrace *ev)
 
 const char *evtrace_mode(const struct evtrace *ev)
 {
+	if (ev->fexit)
+		return "tp_btf, fexit";
 	return ev->btf_mode ? "tp_btf" : "raw_tp";
 }
 

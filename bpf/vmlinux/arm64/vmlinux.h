@@ -130,6 +130,10 @@ struct linux_binprm {
 	const char *filename;
 };
 
+struct cpumask {
+	long unsigned int bits[1];
+};
+
 #pragma clang attribute pop
 
 #pragma clang attribute push (__attribute__((preserve_access_index)), apply_to = record)
