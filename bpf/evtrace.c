@@ -232,3 +232,22 @@ __u64 evtrace_lost(struct evtrace *ev)
 	free(v);
 	return sum;
 }
+
+int evtrace_syscall_stats(const struct evtrace *ev, __u64 *run_time_ns, __u64 *run_cnt)
+{
+	struct bpf_program *progs[] = {
+		ev->skel->progs.sys_enter_btf, ev->skel->progs.sys_exit_btf,
+		ev->skel->progs.sys_enter_raw, ev->skel->progs.sys_exit_raw,
+	};
+
+	*run_time_ns = *run_cnt = 0;
+	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
+		__u64 t, n;
+		int fd = bpf_program__fd(progs[i]);
+		if (fd < 0 || bpfutil_prog_stats(fd, &t, &n))
+			continue;
+		*run_time_ns += t;
+		*run_cnt += n;
+	}
+	return 0;
+}

@@ -70,6 +70,9 @@ const char *evtrace_mode(const struct evtrace *ev);
 int evtrace_poll(struct evtrace *ev, void (*cb)(const struct ev_rec *r, void *arg), void *arg);
 /* records the kernel could not put in the ring (full), cumulative */
 __u64 evtrace_lost(struct evtrace *ev);
+/* run-time statistics (kernel.bpf_stats_enabled) of the programs that run on
+ * every syscall (sys_enter + sys_exit; zero with fexit) */
+int evtrace_syscall_stats(const struct evtrace *ev, __u64 *run_time_ns, __u64 *run_cnt);
 #endif
 
 #endif

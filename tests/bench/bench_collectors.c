@@ -15,6 +15,10 @@
  *       case where almost every task is untraced), switches on the kernel's
  *       BPF statistics (kernel.bpf_stats_enabled), runs the ping-pong, and
  *       prints the sched_switch program's run_time_ns / run_cnt.
+ *   bench-collectors evcost SECONDS
+ *       loads bpf/evtrace and reports the cost of the programs that run on
+ *       every syscall (sys_enter/sys_exit, when fexit is not available)
+ *       during the ping-pong.
  * Output is one "key value" line per figure, for tests/bench/run.sh.
  */
 #include <errno.h>
@@ -29,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bpf/evtrace.h"
 #include "bpf/schedtrace.h"
 
 static double now_s(void)
@@ -126,7 +131,7 @@ int main(int argc, char **argv)
 	double secs = argc > 2 ? atof(argv[2]) : 3.0;
 
 	if (argc < 2 || secs <= 0) {
-		fprintf(stderr, "usage: bench-collectors pingpong|bpfcost SECONDS [system|pid]\n");
+		fprintf(stderr, "usage: bench-collectors pingpong|bpfcost|evcost SECONDS [system|pid]\n");
 		return 2;
 	}
 	if (!strcmp(argv[1], "pingpong")) {
@@ -176,6 +181,32 @@ int main(int argc, char **argv)
 out:
 		schedtrace_free(st);
 		return ret;
+	}
+	if (!strcmp(argv[1], "evcost")) {
+		struct evtrace_opts o = { .filter = ST_FILTER_NONE, .pids_fd = -1 };
+		char err[512];
+		__u64 rt0 = 0, rc0 = 0, rt1 = 0, rc1 = 0;
+		struct evtrace *ev = evtrace_open(&o, err, sizeof(err));
+
+		if (!ev) {
+			fprintf(stderr, "bench-collectors: %s\n", err);
+			return 1;
+		}
+		if (set_bpf_stats(1)) {
+			fprintf(stderr, "bench-collectors: kernel.bpf_stats_enabled: %s\n", strerror(errno));
+			evtrace_free(ev);
+			return 1;
+		}
+		evtrace_syscall_stats(ev, &rt0, &rc0);
+		double r = pingpong(secs);
+		evtrace_syscall_stats(ev, &rt1, &rc1);
+		set_bpf_stats(0);
+		printf("mode %s\n", evtrace_mode(ev));
+		printf("roundtrips_per_s %.0f\n", r);
+		printf("syscall_prog_runs %llu\n", (unsigned long long)(rc1 - rc0));
+		printf("ns_per_syscall_prog %.1f\n", rc1 > rc0 ? (double)(rt1 - rt0) / (double)(rc1 - rc0) : 0.0);
+		evtrace_free(ev);
+		return 0;
 	}
 	fprintf(stderr, "bench-collectors: unknown mode '%s'\n", argv[1]);
 	return 2;
