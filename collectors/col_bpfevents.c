@@ -40,8 +40,8 @@ static int ev_open(struct col_ctx *ctx, void **state, char *why, size_t whylen)
 		fsr_fmt(why, whylen, "sysroot %s is not the running system", ctx->root);
 		return -ENOTSUP;
 	}
-	if (ctx->no_bpf) {
-		fsr_fmt(why, whylen, "disabled (--no-bpf)");
+	if (ctx->no_bpf || ctx->no_events) {
+		fsr_fmt(why, whylen, "disabled (%s)", ctx->no_bpf ? "--no-bpf" : "--no-events");
 		return -ECANCELED;
 	}
 	e = calloc(1, sizeof(*e));

@@ -38,6 +38,7 @@ struct col_ctx {
 	char root[PATH_MAX];             /* "" for "/", else without trailing '/' */
 	bool live;                       /* root is the running system */
 	bool no_bpf;
+	bool no_events;
 	const char *btf_path;
 	struct col_target target;
 	int32_t *pids;                   /* target tgids (pid or cgroup targets) */

@@ -30,6 +30,8 @@ struct coll_opts {
 	                              root, or a full path under <root>/sys/fs/cgroup */
 	const char *sysroot;       /* NULL: $EDGE_SYSROOT or "/" */
 	bool no_bpf;               /* use procfs even when BPF would work */
+	bool no_events;            /* leave bpf-events out (it hooks every syscall
+	                              where fexit is not available) */
 	const char *btf_path;      /* NULL: $EDGE_VMLINUX_BTF or the kernel's */
 };
 

@@ -5,10 +5,11 @@
 #      run-time statistics (kernel.bpf_stats_enabled=1, run_time_ns/run_cnt),
 #      during a pipe ping-pong storm: filter "pid" (the storm is not the
 #      target: the common case) and "system" (every task traced);
-#   2. ping-pong round trips/s without a profile, with `edgectl profile
-#      --pid P` (P a sleeping process: the storm untraced) and with a
-#      system-wide `edgectl profile` (the storm traced), 1 Hz, rounds
-#      interleaved, medians reported;
+#   2. ping-pong round trips/s and CPU time per round trip without a
+#      profile, with `edgectl profile --pid P --no-events` (P a sleeping
+#      process: the storm untraced, scheduler tracing only), with `--pid P`
+#      (plus the event programs) and with a system-wide profile (the storm
+#      traced), 1 Hz, rounds interleaved, medians reported;
 #   3. CPU time used by `edgectl profile` at 1 Hz: start-up, then steady
 #      state over 10 s (its /proc/PID/schedstat run time).
 set -u
@@ -42,10 +43,14 @@ echo
 sh -c 'echo $$ > "$0"; exec sleep 600' "$TMP/sleeper.pid" &
 sleep 0.2
 SLEEPER=$(cat "$TMP/sleeper.pid")
-: > "$TMP/base"; : > "$TMP/pid"; : > "$TMP/sys"
+: > "$TMP/base"; : > "$TMP/pid"; : > "$TMP/sys"; : > "$TMP/noev"
 pp() { "$BIN/bench-collectors" pingpong "$S" > "$TMP/pp"; echo "$(val roundtrips_per_s < "$TMP/pp") $(val cpu_ns_per_roundtrip < "$TMP/pp")" >> "$1"; }
 for _ in $(seq "$R"); do
 	pp "$TMP/base"
+	"$BIN/edgectl" profile --no-events --pid "$SLEEPER" --interval 1s --json > /dev/null 2>&1 &
+	P=$!; sleep 1.5
+	pp "$TMP/noev"
+	kill -INT "$P"; wait "$P" 2>/dev/null
 	"$BIN/edgectl" profile --pid "$SLEEPER" --interval 1s --json > /dev/null 2>&1 &
 	P=$!; sleep 1.5
 	pp "$TMP/pid"
@@ -60,14 +65,15 @@ bt=$(col 1 "$TMP/base"); bc=$(col 2 "$TMP/base")
 echo "| pipe ping-pong on CPU 0 ($R rounds x ${S} s, medians) | round trips/s | CPU ns per round trip | throughput lost (from CPU per round trip) |"
 echo "|---|---|---|---|"
 echo "| no profile | $bt | $bc | - |"
-for m in pid sys; do
+for m in noev pid sys; do
 	t=$(col 1 "$TMP/$m"); c=$(col 2 "$TMP/$m")
 	label="edgectl profile --pid (storm untraced)"
+	[ "$m" = noev ] && label="edgectl profile --pid --no-events (storm untraced, bpf-sched only)"
 	[ "$m" = sys ] && label="edgectl profile, system-wide (storm traced)"
 	awk -v l="$label" -v t="$t" -v c="$c" -v bc="$bc" 'BEGIN { printf "| %s | %s | %s | %.1f %% |\n", l, t, c, 100*(c-bc)/c }'
 done
-echo "(round trips/s per run: base $(cut -d' ' -f1 "$TMP/base" | tr '\n' ' ')/ pid $(cut -d' ' -f1 "$TMP/pid" | tr '\n' ' ')/ system $(cut -d' ' -f1 "$TMP/sys" | tr '\n' ' '))"
-echo "(CPU ns per round trip per run: base $(cut -d' ' -f2 "$TMP/base" | tr '\n' ' ')/ pid $(cut -d' ' -f2 "$TMP/pid" | tr '\n' ' ')/ system $(cut -d' ' -f2 "$TMP/sys" | tr '\n' ' '))"
+echo "(round trips/s per run: base $(cut -d' ' -f1 "$TMP/base" | tr '\n' ' ')/ no-events $(cut -d' ' -f1 "$TMP/noev" | tr '\n' ' ')/ pid $(cut -d' ' -f1 "$TMP/pid" | tr '\n' ' ')/ system $(cut -d' ' -f1 "$TMP/sys" | tr '\n' ' '))"
+echo "(CPU ns per round trip per run: base $(cut -d' ' -f2 "$TMP/base" | tr '\n' ' ')/ no-events $(cut -d' ' -f2 "$TMP/noev" | tr '\n' ' ')/ pid $(cut -d' ' -f2 "$TMP/pid" | tr '\n' ' ')/ system $(cut -d' ' -f2 "$TMP/sys" | tr '\n' ' '))"
 echo
 
 echo "| edgectl profile at 1 Hz | start-up CPU ms | steady CPU ms per 10 s | steady % of one core |"
