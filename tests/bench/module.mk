@@ -18,3 +18,9 @@ BINS += bench-hnsw
 bench-hnsw_SRCS := tests/bench/bench_hnsw.c
 bench-hnsw_DEPS := server
 bench-hnsw_LDLIBS :=
+
+# Server: client-side time to first token of streamed completions (helper "server").
+BINS += bench-ttft
+bench-ttft_SRCS := tests/bench/bench_ttft.c
+bench-ttft_DEPS :=
+bench-ttft_LDLIBS :=

@@ -2,9 +2,9 @@
 # tests/bench/server.sh: the `make bench` section of dify-edge serve (helper
 # "server"), called by tests/bench/run.sh. Prints Markdown tables:
 #   1. GET /health requests/s with wrk, 64 connections, 2 threads, 10 s;
-#   2. time to first token (client side: curl's time_starttransfer of a
-#      streamed /v1/completions, whose first body byte is the first token's
-#      text) p50/p99 at 1, 4 and 16 concurrent streams on the demo-size model
+#   2. time to first token seen by the client (bench-ttft: from connect to
+#      the first "data: {" event of a streamed /v1/completions, 32 tokens)
+#      p50/p99 at 1, 4 and 16 concurrent streams on the demo-size model
 #      (llama q8_0, 4 layers, width 128, vocab 2048), server with -P 4
 #      --queue 32 (16 streams: 4 decode, 12 wait) and with -P 16;
 #   3. HNSW (bench-hnsw): 100k random 384-d vectors, build time, recall@10
@@ -51,9 +51,6 @@ stop() {
 	SPID=
 }
 
-# percentile P of the numbers in file F (nearest rank)
-pct() { sort -n "$2" | awk -v p="$1" '{ a[NR] = $1 } END { i = int((p / 100) * NR + 0.999999); if (i < 1) i = 1; if (i > NR) i = NR; printf "%.1f", a[i] * 1000 }'; }
-
 echo "model: $M (llama q8_0, 4 layers, width 128, vocab 2048, random weights); compute threads $THREADS"
 echo
 
@@ -77,32 +74,25 @@ else
 	echo "SKIP: wrk not installed"
 fi
 
-# 2. TTFT at 1, 4, 16 concurrent streams
-ttft_round() { # CONC OUTFILE
-	local pids=()
-	for _ in $(seq 1 "$1"); do
-		curl -sN -o /dev/null -w '%{time_starttransfer}\n' "http://127.0.0.1:$PORT/v1/completions" \
-			-d '{"prompt":"Once upon a time there was","max_tokens":32,"ignore_eos":true,"temperature":0.8,"stream":true}' >>"$2" &
-		pids+=($!)
+# 2. TTFT at 1, 4, 16 concurrent streams (bench-ttft: first "data: {" event)
+if [ -x "$BIN/bench-ttft" ]; then
+	echo "| server | concurrent streams | requests | TTFT p50 ms | TTFT p99 ms | request p50 ms | request p99 ms | failed |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+	for P in 4 16; do
+		start -P $P --queue 32 || exit 1
+		for C in 1 4 16; do
+			[ "$P" = 16 ] && [ "$C" != 16 ] && continue
+			R=$((64 / C))
+			[ $R -lt 4 ] && R=4
+			[ "$QUICK" = 1 ] && R=$(((R + 1) / 2))
+			printf '| -P %s --queue 32 ' "$P"
+			"$BIN/bench-ttft" --port "$PORT" --concurrency $C --rounds $R --max-tokens 32
+		done
+		stop
 	done
-	wait "${pids[@]}"
-}
-echo "| server | concurrent streams | requests | TTFT p50 ms | TTFT p99 ms |"
-echo "|---|---:|---:|---:|---:|"
-for P in 4 16; do
-	start -P $P --queue 32 || exit 1
-	for C in 1 4 16; do
-		[ "$P" = 16 ] && [ "$C" != 16 ] && continue
-		R=$((48 / C))
-		[ $R -lt 4 ] && R=4
-		[ "$QUICK" = 1 ] && R=$(((R + 1) / 2))
-		: >"$DIR/ttft.$P.$C"
-		for _ in $(seq 1 $R); do ttft_round $C "$DIR/ttft.$P.$C"; done
-		echo "| -P $P --queue 32 | $C | $(wc -l <"$DIR/ttft.$P.$C") | $(pct 50 "$DIR/ttft.$P.$C") | $(pct 99 "$DIR/ttft.$P.$C") |"
-	done
-	curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^dify_edge_(time_to_first_token_seconds_(sum|count)|generated_tokens_total)' >"$DIR/metrics.$P"
-	stop
-done
+else
+	echo "SKIP: $BIN/bench-ttft not built"
+fi
 echo
 
 # 3. HNSW
