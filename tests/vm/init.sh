@@ -12,8 +12,11 @@
 #     EDGE-VM-DONE rc=N
 # before powering off. tests/vm/run.sh on the host reads that console log:
 # no marker means the VM hung or the kernel died.
-# Kernel command line: edge.filter=SUBSTRING limits the integration scripts
-# run (tests/run.sh's FILTER); edge.only=suite skips them.
+# Which integration scripts: the ones that need the kernel (BPF, live
+# cgroups, supervise), edge.tests=a,b,c on the kernel command line to choose
+# others (names of tests/integration/*.sh, or "all"); edge.only=suite runs
+# the v2 suite alone. The kernel-independent scripts (server, gguf, tokenizer)
+# run on the host in `make test` and are not repeated here.
 /bin/busybox mkdir -p /proc /sys /dev /tmp /run /bin /sbin /usr/bin /usr/sbin
 /bin/busybox --install -s
 export PATH=/usr/bin:/usr/sbin:/bin:/sbin HOME=/root LANG=C.UTF-8 TERM=dumb
@@ -37,10 +40,10 @@ ulimit -c 0
 echo 1 > /proc/sys/kernel/panic_on_oops
 
 cmdline=$(cat /proc/cmdline)
-filter=""; only=""
+tests="profile_live,controller_tune,controller_supervise"; only=""
 for w in $cmdline; do
 	case "$w" in
-	edge.filter=*) filter=${w#edge.filter=} ;;
+	edge.tests=*) tests=${w#edge.tests=} ;;
 	edge.only=*) only=${w#edge.only=} ;;
 	esac
 done
@@ -63,16 +66,20 @@ rc=0
 export BUILD=/work/build TESTDATA=/work/testdata TEST_TIMEOUT=${TEST_TIMEOUT:-240}
 [ -d "$TESTDATA" ] || TESTDATA=
 if [ "$only" != suite ]; then
-	echo "EDGE-VM-STAGE integration"
-	sh tests/run.sh integration "$filter" || rc=1
+	[ "$tests" = all ] && tests=$(ls tests/integration/*.sh | sed 's|.*/||; s|\.sh$||' | tr '\n' ,)
+	for t in $(echo "$tests" | tr , ' '); do
+		echo "EDGE-VM-STAGE integration $t $(cut -d' ' -f1 /proc/uptime)"
+		sh tests/run.sh integration "$t.sh" || rc=1
+	done
 fi
-echo "EDGE-VM-STAGE suite"
+echo "EDGE-VM-STAGE suite $(cut -d' ' -f1 /proc/uptime)"
 bash tests/vm/suite.sh > /tmp/suite.log 2>&1; src=$?
 cat /tmp/suite.log
 grep -q '^FAIL: ' /tmp/suite.log && rc=1
 [ $src -eq 0 ] || { echo "!! tests/vm/suite.sh exited with status $src"; rc=1; }
 echo "suite: $(grep -c '^PASS: ' /tmp/suite.log) passed, $(grep -c '^FAIL: ' /tmp/suite.log) failed, $(grep -c '^SKIP: ' /tmp/suite.log) skipped"
 sync
+echo "EDGE-VM-STAGE end $(cut -d' ' -f1 /proc/uptime)"
 echo "EDGE-VM-DONE rc=$rc"
 poweroff -f
 sleep 5

@@ -19,7 +19,7 @@
 #
 # Usage: run.sh ARCH=BUILD...     e.g. run.sh x86_64=build/vm-x86_64 arm64=build/vm-arm64
 # Env: VM_TIMEOUT (s per VM, default 300), VM_CACHE (build/vm), TESTDATA,
-#      VM_APPEND (extra kernel arguments, e.g. edge.filter=profile_live or
+#      VM_APPEND (extra kernel arguments, e.g. edge.tests=profile_live,server_api or
 #      edge.only=suite), VM_MEM (MiB, 1024), VM_SMP (2).
 set -u
 [ $# -ge 1 ] || { echo "usage: run.sh ARCH=BUILD..." >&2; exit 2; }
