@@ -14,7 +14,7 @@ if ! command -v jq >/dev/null; then
 	finish
 fi
 
-jqe() { jqe "$@" >/dev/null; }
+jqe() { jq -e "$@" >/dev/null; }
 snap() { "$E" profile --sysroot "$1" --interval 100ms --count 1 --json "${@:2}" 2>"$TMP/err"; }
 
 # RK3588: 4 x A55 (capacity 414) + 2 x 2 x A76 (1024), Mali load@freq, 3-core NPU
