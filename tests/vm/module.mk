@@ -18,8 +18,9 @@ VM_BUILD_x86_64 ?= build/vm-x86_64
 VM_BUILD_arm64 ?= build/vm-arm64
 VM_ARCHES ?= x86_64 arm64
 VM_TIMEOUT ?= 300
+VM_CACHE ?= build/vm
 
 .PHONY: test-vm
 test-vm:
 	$(Q)$(foreach a,$(VM_ARCHES),$(MAKE) --no-print-directory ARCH=$(a) BUILD=$(VM_BUILD_$(a)) all test-build &&) true
-	$(Q)VM_TIMEOUT=$(VM_TIMEOUT) TESTDATA=$(TESTDATA) sh tests/vm/run.sh $(foreach a,$(VM_ARCHES),$(a)=$(VM_BUILD_$(a)))
+	$(Q)VM_TIMEOUT=$(VM_TIMEOUT) VM_CACHE=$(VM_CACHE) TESTDATA=$(TESTDATA) sh tests/vm/run.sh $(foreach a,$(VM_ARCHES),$(a)=$(VM_BUILD_$(a)))

@@ -47,6 +47,25 @@ spinner() { bash -c 'while :; do :; done' >/dev/null 2>&1 & P=$!; disown "$P"; P
 # the process's cgroup and every thread's affinity
 proc_state() { cat /proc/$1/cgroup; for t in /proc/$1/task/*; do grep Cpus_allowed_list "$t/status"; done; }
 
+# ---- BPF affinity event, with the profile attached before the taskset ----
+# (profile_live.sh sleeps a fixed 1.5 s; under emulation loading the BPF
+# programs can take longer, so here the first tick is awaited)
+sh -c 'echo $$ > "$0"; exec sleep 30' "$TMP/sleep.pid" &
+PIDS+=($!)
+sleep 0.2
+SP=$(cat "$TMP/sleep.pid")
+"$E" profile --interval 1s --count 4 --json > "$TMP/ev.json" 2>"$TMP/ev.err" &
+EP=$!
+for _ in $(seq 200); do [ -s "$TMP/ev.json" ] && break; sleep 0.1; done
+taskset -p 0x2 "$SP" >/dev/null
+wait $EP
+kill "$SP" 2>/dev/null
+if jq -e -s --argjson p "$SP" '[.[].events.ev[] | select(.type=="affinity" and .pid==$p and .cpumask=="0x2" and .result==0)] | length == 1' "$TMP/ev.json" >/dev/null 2>&1; then
+	pass "bpf: taskset -p is an affinity event with pid and mask 0x2"
+else
+	fail "bpf: taskset -p is an affinity event with pid and mask 0x2" "events: $(jq -c -s '[.[].events.ev[] | select(.type=="affinity")]' "$TMP/ev.json" 2>&1 | head -c 400); sources: $(jq -c -s '.[0].sources' "$TMP/ev.json" 2>&1 | head -c 300)"
+fi
+
 # ---- OOM in a small memory.max: memory.events and the cgroup collector ----
 CG=$R/edge-vm-oom
 mkdir $CG && OURCG+=($CG)
