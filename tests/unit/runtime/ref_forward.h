@@ -221,8 +221,11 @@ static void ref_round_act(enum ref_act act, double *out, const double *x, int64_
 	} else {
 		for (int64_t b = 0; b < k; b += 32) {
 			double amax = 0;
-			for (int i = 0; i < 32; i++)
-				amax = fmax(amax, fabs((double)(float)x[b + i]));
+			for (int i = 0; i < 32; i++) {
+				double a = fabs((double)(float)x[b + i]);
+				if (a > amax)
+					amax = a;
+			}
 			float d = (float)(amax / 127.0);
 			float id = d ? 1.0f / d : 0.0f;
 			double dh = ref_to_half(d);
