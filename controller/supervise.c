@@ -426,22 +426,57 @@ static double ttft_p99(struct sup *u)
 	return isnan(q) ? NAN : q * 1000.0;
 }
 
+/*
+ * CPU time used by a cgroup, ns: cpuacct.usage (v1) or cpu.stat usage_usec
+ * (v2); where the cgroup has no cpuacct directory (v1 with cpu and cpuacct
+ * mounted apart), the sum of its processes' utime+stime.
+ */
 static uint64_t cg_usage_ns(struct sup *u, const char *name)
 {
 	char b[512];
 
-	if (cg_sys_mode(u->s, CG_CPUACCT) == CG_V1) {
+	if (cg_sys_mode(u->s, CG_CPUACCT) == CG_V1 && cg_exists(u->s, CG_CPUACCT, name)) {
 		if (cg_read(u->s, CG_CPUACCT, name, "cpuacct.usage", b, sizeof(b), NULL, 0) > 0)
 			return strtoull(b, NULL, 10);
 		return 0;
 	}
-	if (cg_read(u->s, CG_CPU, name, "cpu.stat", b, sizeof(b), NULL, 0) > 0) {
-		char *p = strstr(b, "usage_usec ");
+	if (cg_sys_mode(u->s, CG_CPU) == CG_V2) {
+		if (cg_read(u->s, CG_CPU, name, "cpu.stat", b, sizeof(b), NULL, 0) > 0) {
+			char *p = strstr(b, "usage_usec ");
 
-		if (p)
-			return strtoull(p + 11, NULL, 10) * 1000;
+			if (p)
+				return strtoull(p + 11, NULL, 10) * 1000;
+		}
+		return 0;
 	}
-	return 0;
+	{
+		pid_t *pids = NULL;
+		size_t n = 0;
+		uint64_t sum = 0;
+		long hz = sysconf(_SC_CLK_TCK);
+
+		if (cg_pids(u->s, CG_CPU, name, &pids, &n, NULL, 0) < 0)
+			return 0;
+		for (size_t i = 0; i < n; i++) {
+			char p[1100], line[1024], *rp;
+			FILE *f;
+
+			snprintf(p, sizeof(p), "%s/proc/%d/stat", cg_sys_root(u->s), (int)pids[i]);
+			f = fopen(p, "re");
+			if (!f)
+				continue;
+			if (fgets(line, sizeof(line), f) && (rp = strrchr(line, ')'))) {
+				unsigned long long ut = 0, st = 0;
+
+				/* after ")": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
+				if (sscanf(rp + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2)
+					sum += (ut + st) * (1000000000ull / (unsigned long long)(hz > 0 ? hz : 100));
+			}
+			fclose(f);
+		}
+		free(pids);
+		return sum;
+	}
 }
 
 static void read_env(struct sup *u, const struct cadmin_stats *as, struct pol_env *env)

@@ -118,9 +118,13 @@ read -r c50 c99 < <(measure "$n")
 capped=$(grep -c '"action":"set_cpu_max"' "$T/audit.jsonl")
 q=$(cat $CPUDIR/$HOG/cpu.cfs_quota_us 2>/dev/null || cat $CPUDIR/$HOG/cpu.max)
 stop_sup; stop_hog
+cp "$T/audit.jsonl" "$T/audit.keep" 2>/dev/null
 echo "| case ($n requests, one per 200 ms, max_tokens 1) | TTFT p50 ms | TTFT p99 ms |"
 echo "|---|---|---|"
 echo "| no hog | $a50 | $a99 |"
 echo "| hog in a neighbour cgroup, untuned | $b50 | $b99 |"
 echo "| hog under supervise (target ${target} ms, $capped quota decisions, hog quota at the end: $q) | $c50 | $c99 |"
 awk -v c="$c99" -v a="$a99" 'BEGIN { printf "\np99 under supervise / p99 without hog = %.2f (target <= 1.2)\n", c / a }'
+echo
+echo "bandwidth decisions of the supervised run (audit log):"
+grep '"policy":"bandwidth"' "$T/audit.jsonl" | sed -n 's/.*"action":"\([a-z_]*\)","target":"\([^"]*\)","from":\([-0-9]*\),"to":\([-0-9]*\).*"ts":"\([^"]*\)".*/  \5 \1 \2 \3 -> \4/p'
