@@ -508,9 +508,8 @@ int model_ctx_new(struct model *m, const struct model_ctx_opts *opts,
 	enum ggml_type types[GGML_TYPE_COUNT];
 	int nt = 0;
 	bool seen[GGML_TYPE_COUNT] = { false };
-	const struct gguf_tensor *all[] = { m->output };
-	for (size_t i = 0; i < 1; i++)
-		if (!seen[all[i]->type]) { seen[all[i]->type] = true; types[nt++] = all[i]->type; }
+	seen[m->output->type] = true;
+	types[nt++] = m->output->type;
 	for (int64_t l = 0; l < hp->n_layer; l++) {
 		const struct layer *L = &m->layers[l];
 		const struct gguf_tensor *w[] = { L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down };
