@@ -38,6 +38,9 @@ if ! "$E" profile --count 1 --interval 100ms --json 2>/dev/null | jq -e '.source
 	finish
 fi
 jqe() { jq -e "$@" >/dev/null; }
+# wait_lines FILE N: until FILE has N lines (a profile has attached and
+# finished N ticks), at most 20 s
+wait_lines() { for _ in $(seq 200); do [ "$(wc -l < "$1" 2>/dev/null || echo 0)" -ge "$2" ] && return 0; sleep 0.1; done; return 1; }
 
 # spin CPU [N]: start a spinner pinned to CPU (N processes in one session);
 # sets SPIN to the pid of the first
@@ -122,7 +125,7 @@ sleep 0.2
 SP=$(cat "$TMP/sleep.pid"); PIDS="$PIDS $SP"
 "$E" profile --interval 1s --count 3 --json > "$TMP/ev.json" 2>/dev/null &
 EP=$!
-sleep 1.5
+wait_lines "$TMP/ev.json" 1
 taskset -p 0x2 "$SP" >/dev/null
 wait $EP
 kill "$SP"
@@ -148,7 +151,7 @@ if [ -z "$flavour" ] || [ ! -d "$CG" ]; then
 else
 	"$E" profile --interval 1s --count 3 --json > "$TMP/oom.json" 2>/dev/null &
 	EP=$!
-	sleep 1.2
+	wait_lines "$TMP/oom.json" 1
 	# tail keeps every byte of a file without newlines: it grows until killed
 	sh -c 'echo $$ > "$0"; echo $$ > "$1/cgroup.procs"; exec tail /dev/zero' "$TMP/oom.pid" "$CG" 2>/dev/null
 	wait $EP
