@@ -78,7 +78,8 @@ struct snap_cpu {
 	bool online;
 	uint64_t busy_target_ns;  /* in the tick: time running target tasks */
 	uint64_t busy_other_ns;   /* in the tick: time running anything else (not idle) */
-	uint64_t idle_ns;         /* in the tick: time in the idle task */
+	uint64_t idle_ns;         /* in the tick: bpf: the rest of the tick (IRQ time included);
+	                             procfs: idle + iowait */
 	double busy_pct;          /* (target + other) / tick * 100 */
 	double target_pct;        /* target / tick * 100 */
 	uint64_t switches;        /* in the tick: context switches on this CPU */
