@@ -2,6 +2,8 @@
 # profile_live.sh: 'edgectl profile' against the running kernel (root, BTF).
 #   - a thread pinned to CPU 1 spinning: CPU 1 >= 90 % busy for the target,
 #     CPU 0 near idle for it, within 10 points of /proc/stat;
+#   - a cgroup v2 target (filtered in BPF by the cgroup's id), in the cgroup2
+#     mount (the empty 'unified' one on a hybrid host);
 #   - the procfs fallback agrees with BPF within 10 points per CPU;
 #   - run-queue latency: two spinners on one CPU give a p99 of milliseconds,
 #     a task that sleeps and wakes on a quiet CPU gives microseconds;
@@ -19,6 +21,7 @@ PIDS=""
 CG=""
 cleanup() {
 	for p in $PIDS; do kill "$p" 2>/dev/null; done
+	[ -n "${V2CG:-}" ] && [ -d "$V2CG" ] && rmdir "$V2CG" 2>/dev/null
 	[ -n "$CG" ] && [ -d "$CG" ] && { cat "$CG/cgroup.procs" 2>/dev/null | while read -r p; do kill -9 "$p" 2>/dev/null; done; sleep 0.2; rmdir "$CG" 2>/dev/null; }
 	rm -rf "$TMP"
 }
@@ -99,6 +102,27 @@ for c in 0 1; do
 done
 check "procfs fallback: source is procfs" jqe -s 'all(.[]; .cpus.src == "procfs")' "$TMP/spinp.json"
 check "procfs fallback agrees with BPF within 10 points per CPU" test $ok -eq 1
+
+# ---- cgroup v2 filter (by cgroup id) -----------------------------------------
+v2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+V2CG=""
+if [ -n "$v2" ] && mkdir "$v2/edge-profile-test-$$" 2>/dev/null; then
+	V2CG="$v2/edge-profile-test-$$"
+	setsid taskset -c 1 sh -c 'echo $$ > "$0"; echo $$ > "$1/cgroup.procs"; echo -20 > /proc/$$/autogroup 2>/dev/null; exec sh -c "while :; do :; done"' "$TMP/v2.pid" "$V2CG" &
+	for _ in 1 2 3 4 5 6 7 8 9 10; do [ -s "$TMP/v2.pid" ] && break; sleep 0.1; done
+	V2P=$(cat "$TMP/v2.pid"); PIDS="$PIDS $V2P"
+	sleep 0.2
+	"$E" profile --cgroup "$V2CG" --interval 1s --count 2 --json > "$TMP/v2.json" 2>/dev/null
+	kill "$V2P"; sleep 0.3
+	rmdir "$V2CG" && V2CG=""
+	check "cgroup v2 (by id): version and path" jqe -s --arg p "/edge-profile-test-$$" 'all(.[]; .cgroup.version == "v2" and .cgroup.path == $p)' "$TMP/v2.json"
+	check "cgroup v2 (by id): its spinner >= 90% of CPU 1 as the target" \
+		ge "$(jq -s '[.[].cpus.cpu[1].target_pct] | add / length' "$TMP/v2.json")" 90
+	check "cgroup v2 (by id): only its task among the threads" jqe -s --argjson p "$V2P" 'all(.[]; .threads.t | map(.pid) | unique == [$p])' "$TMP/v2.json"
+	check "cgroup v2 test cgroup removed" test -z "$V2CG"
+else
+	skip "cgroup v2 filter" "no cgroup2 mount to make a child cgroup in"
+fi
 
 # ---- run-queue latency -----------------------------------------------------
 spin 1 2
