@@ -162,18 +162,28 @@ test-unit: test-build
 test-integration: test-build
 	$(Q)BUILD=$(BUILD) TESTDATA=$(TESTDATA) SANITIZE='$(SANITIZE)' ARCH=$(ARCH) sh tests/run.sh integration
 
-# Fuzz targets: clang + libFuzzer + ASan/UBSan, built in their own tree.
+# Fuzz targets: clang + libFuzzer + ASan/UBSan, built in their own tree. Each
+# source is compiled on its own (with its ISA's flags, like the normal build);
+# a target links its fuzz_*.c with the objects of its library and their deps.
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/*/fuzz_*.c))
 FUZZ_BUILD := build/fuzz
-FUZZ_CFLAGS := $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer \
+FUZZ_OBJ := $(FUZZ_BUILD)/obj
+FUZZ_SAN := -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS := $(BASE_CFLAGS) -O1 -g $(FUZZ_SAN) \
 	-DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -Wno-unused-command-line-argument
 fuzz_lib = $(word 3,$(subst /, ,$(1)))
-fuzz_srcs = $(foreach l,$(call link_libs,$(call fuzz_lib,$(1))),$($(l)_SRCS))
+fuzz_objs = $(patsubst %.c,$(FUZZ_OBJ)/%.o,$(1) $(foreach l,$(call link_libs,$(call fuzz_lib,$(1))),$($(l)_SRCS)))
+
+$(FUZZ_OBJ)/%.o: %.c | $(GENHDRS)
+	$(call msg,FUZZCC,$<)
+	@mkdir -p $(@D)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $(call isa_flags,$<) -c $< -o $@
+
 define FUZZ_template
-$(FUZZ_BUILD)/$(basename $(notdir $(1))): $(1) $(call fuzz_srcs,$(1))
-	$$(call msg,FUZZCC,$$@)
+$(FUZZ_BUILD)/$(basename $(notdir $(1))): $(call fuzz_objs,$(1))
+	$$(call msg,FUZZLD,$$@)
 	@mkdir -p $$(@D)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) $$(foreach s,$$^,$$(call isa_flags,$$(s))) -o $$@ $$(filter %.c,$$^) $(call lib_ldlibs,$(call link_libs,$(call fuzz_lib,$(1)))) -lm
+	$(Q)$(CLANG) $(FUZZ_SAN) -pthread -o $$@ $$(filter %.o,$$^) $(call lib_ldlibs,$(call link_libs,$(call fuzz_lib,$(1)))) -lm
 endef
 $(foreach f,$(FUZZ_SRCS),$(eval $(call FUZZ_template,$(f))))
 FUZZ_BINS := $(foreach f,$(FUZZ_SRCS),$(FUZZ_BUILD)/$(basename $(notdir $(f))))

@@ -21,7 +21,7 @@ BPF_PROGS := $(sort $(wildcard bpf/*.bpf.c))
 BPF_OBJS := $(patsubst bpf/%.bpf.c,$(OBJ)/bpf/%.bpf.o,$(BPF_PROGS))
 BPF_SKELS := $(patsubst bpf/%.bpf.c,$(GENDIR)/bpf/%.skel.h,$(BPF_PROGS))
 GENHDRS += $(BPF_SKELS)
-.SECONDARY: $(BPF_OBJS)
+.SECONDARY: $(BPF_OBJS) $(BPF_SKELS) $(GENDIR)/bpf/vmlinux.h
 
 $(GENDIR)/bpf/vmlinux.h: $(wildcard bpf/vmlinux/$(ARCH)/vmlinux.h)
 	$(call msg,GEN,$@ ($(VMLINUX_H)))

@@ -18,7 +18,7 @@ for bin in "$@"; do
 		echo "fuzz $name: FAILED (see build/fuzz/$name.log)"
 		rc=1
 	else
-		grep -E 'stat::number_of_executed_runs|cov:' build/fuzz/"$name".log | tail -2
+		grep -aE 'stat::number_of_executed_runs|cov:' build/fuzz/"$name".log | tail -2
 		echo "fuzz $name: ok"
 	fi
 done
