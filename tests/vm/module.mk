@@ -22,5 +22,5 @@ VM_CACHE ?= build/vm
 
 .PHONY: test-vm
 test-vm:
-	$(Q)$(foreach a,$(VM_ARCHES),$(MAKE) --no-print-directory ARCH=$(a) BUILD=$(VM_BUILD_$(a)) all test-build &&) true
+	$(Q)$(foreach a,$(VM_ARCHES),$(MAKE) --no-print-directory ARCH=$(a) BUILD=$(VM_BUILD_$(a)) all &&) true
 	$(Q)VM_TIMEOUT=$(VM_TIMEOUT) VM_CACHE=$(VM_CACHE) TESTDATA=$(TESTDATA) sh tests/vm/run.sh $(foreach a,$(VM_ARCHES),$(a)=$(VM_BUILD_$(a)))
