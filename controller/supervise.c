@@ -371,7 +371,9 @@ static void core_restart(struct sup *u, const char *why)
 		waitpid(u->core, NULL, 0);
 		u->core = 0;
 	}
+	pthread_mutex_lock(&u->mu); /* read by the socket's /metrics thread */
 	u->restarts++;
+	pthread_mutex_unlock(&u->mu);
 	u->last_restart = mono();
 	if (core_start(u, err, sizeof(err)) < 0) {
 		audit_event(u, "core_restart_failed", "%s; %s", why, err);

@@ -138,7 +138,7 @@ static void *idle_thread(void *arg)
 {
 	pid_t *tid = arg;
 
-	*tid = (pid_t)syscall(SYS_gettid);
+	__atomic_store_n(tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
 	pause();
 	return NULL;
 }
@@ -149,13 +149,13 @@ static void test_affinity_restored(void **state)
 	struct cg_sys *s = cg_sys_open(fx, err, sizeof(err));
 	struct cstate *st = NULL;
 	cpu_set_t orig, one, got;
-	volatile pid_t tid = 0;
+	pid_t tid = 0;
 	pthread_t th;
 
 	(void)state;
 	assert_non_null(s);
 	assert_int_equal(pthread_create(&th, NULL, idle_thread, (void *)&tid), 0);
-	while (!tid)
+	while (!__atomic_load_n(&tid, __ATOMIC_ACQUIRE))
 		sched_yield();
 	assert_int_equal(aff_get(tid, &orig, err, sizeof(err)), 0);
 	assert_int_equal(cstate_open(statep, "test", &st, err, sizeof(err)), 0);
