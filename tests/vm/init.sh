@@ -61,24 +61,37 @@ src=$(/work/build/bin/edgectl profile --count 1 --interval 300ms --json 2>/tmp/p
 	jq -r '.sources[] | "\(.name):\(.live):\(.why // "")"' 2>/dev/null | tr '\n' ' ')
 feat sources "${src:-none ($(head -c 200 /tmp/prof.err))}"
 
+# a heartbeat on the console: when it stops, the whole guest froze (not
+# just a test)
+( while sleep 30; do echo "EDGE-VM-HEARTBEAT $(cut -d' ' -f1 /proc/uptime)" > /dev/console; done ) &
+HB=$!
+
 cd /work
 rc=0
 export BUILD=/work/build TESTDATA=/work/testdata TEST_TIMEOUT=${TEST_TIMEOUT:-240}
 [ -d "$TESTDATA" ] || TESTDATA=
 if [ "$only" != suite ]; then
 	[ "$tests" = all ] && tests=$(ls tests/integration/*.sh | sed 's|.*/||; s|\.sh$||' | tr '\n' ,)
+	# each script straight to the console (not through tests/run.sh, which
+	# prints a script's output only when it ends): a hang shows where it is
 	for t in $(echo "$tests" | tr , ' '); do
 		echo "EDGE-VM-STAGE integration $t $(cut -d' ' -f1 /proc/uptime)"
-		sh tests/run.sh integration "$t.sh" || rc=1
+		if [ ! -f "tests/integration/$t.sh" ]; then
+			echo "FAIL: $t: no tests/integration/$t.sh"; rc=1; continue
+		fi
+		timeout -k 5 "$TEST_TIMEOUT" bash "tests/integration/$t.sh" 2>&1 < /dev/null
+		s=$?
+		[ $s -eq 0 ] || { echo "!! integration $t exited with status $s"; rc=1; }
 	done
 fi
 echo "EDGE-VM-STAGE suite $(cut -d' ' -f1 /proc/uptime)"
-bash tests/vm/suite.sh > /tmp/suite.log 2>&1; src=$?
-cat /tmp/suite.log
+{ timeout -k 5 "$TEST_TIMEOUT" bash tests/vm/suite.sh < /dev/null; echo $? > /tmp/suite.rc; } 2>&1 | tee /tmp/suite.log
+src=$(cat /tmp/suite.rc)
 grep -q '^FAIL: ' /tmp/suite.log && rc=1
 [ $src -eq 0 ] || { echo "!! tests/vm/suite.sh exited with status $src"; rc=1; }
 echo "suite: $(grep -c '^PASS: ' /tmp/suite.log) passed, $(grep -c '^FAIL: ' /tmp/suite.log) failed, $(grep -c '^SKIP: ' /tmp/suite.log) skipped"
 sync
+kill $HB 2>/dev/null
 echo "EDGE-VM-STAGE end $(cut -d' ' -f1 /proc/uptime)"
 echo "EDGE-VM-DONE rc=$rc"
 poweroff -f

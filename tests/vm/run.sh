@@ -57,31 +57,32 @@ for spec in "$@"; do
 	# shellcheck disable=SC2086
 	timeout -k 5 "$VM_TIMEOUT" $qemu $machine -m "$VM_MEM" -smp "$VM_SMP" -nographic -no-reboot \
 		-kernel "$kernel" -initrd "$initrd" \
-		-append "console=$console panic=-1 oops=panic loglevel=4 $VM_APPEND" \
+		-append "console=$console panic=-1 oops=panic softlockup_panic=1 hung_task_panic=1 hung_task_timeout_secs=60 loglevel=4 $VM_APPEND" \
 		< /dev/null > "$log" 2>&1
 	qrc=$?
 	t2=$(date +%s)
 	# one line per console line; a marker may follow firmware noise on its line
 	tr -d '\r' < "$log" | sed 's/^.*\(EDGE-VM-[A-Z]*\)/\1/' > "$log.txt"
-	grep -E '^(PASS|FAIL|SKIP): |^== |^!! |^EDGE-VM-|passed, .* failed|^suite: ' "$log.txt"
+	grep -E '^(PASS|FAIL|SKIP): |^== |^!! |^EDGE-VM-|passed, .* failed|^suite: ' "$log.txt" | grep -v '^EDGE-VM-HEARTBEAT'
 	why=""
 	if grep -q 'Kernel panic' "$log.txt"; then
 		why="kernel panic: $(grep -m1 'Kernel panic' "$log.txt")"
 	elif ! grep -q '^EDGE-VM-DONE rc=' "$log.txt"; then
 		if [ $qrc -eq 124 ] || [ $qrc -eq 137 ]; then
-			why="no EDGE-VM-DONE marker: the VM was still running after ${VM_TIMEOUT}s (hang); last lines: $(tail -n 3 "$log.txt" | tr '\n' '|')"
+			why="no EDGE-VM-DONE marker: the VM was still running after ${VM_TIMEOUT}s (hang; last heartbeat: $(grep '^EDGE-VM-HEARTBEAT' "$log.txt" | tail -n 1 | cut -d' ' -f2)s of guest uptime); last lines: $(grep -v '^EDGE-VM-HEARTBEAT' "$log.txt" | tail -n 3 | tr '\n' '|')"
 		else
 			why="no EDGE-VM-DONE marker (qemu exit $qrc); last lines: $(tail -n 3 "$log.txt" | tr '\n' '|')"
 		fi
 	else
 		rc=$(sed -n 's/^EDGE-VM-DONE rc=\([0-9]*\).*/\1/p' "$log.txt" | tail -n 1)
 		nf=$(grep -c '^FAIL: ' "$log.txt")
-		[ "$rc" = 0 ] && [ "$nf" -eq 0 ] || why="suite failed (rc=$rc, $nf FAIL lines)"
+		nx=$(grep -c '^!! ' "$log.txt")
+		[ "$rc" = 0 ] && [ "$nf" -eq 0 ] && [ "$nx" -eq 0 ] || why="suite failed (rc=$rc, $nf FAIL lines, $nx scripts exited non-zero)"
 	fi
 	echo "vm $arch: boot+suite $((t2 - t1)) s, with kernel and initramfs $((t2 - t0)) s; console in $log"
 	if [ -n "$why" ]; then
 		echo "vm $arch: FAILED: $why"
-		grep '^FAIL: ' "$log.txt" | sed "s/^/  $arch /"
+		grep -E '^(FAIL: |!! )' "$log.txt" | sed "s/^/  $arch /"
 		failed="$failed $arch"
 	else
 		echo "vm $arch: passed"
