@@ -29,12 +29,17 @@
 #include "dify-edge-core/server/hnsw.h"
 
 #define HNSW_MAX_LEVEL 16
+#define HNSW_MAX_M 256
+#define HNSW_MAX_M0 (2 * HNSW_MAX_M)
+#define HNSW_PREFETCH_BYTES 512
 
 typedef float hnsw_v8 __attribute__((vector_size(32)));
+typedef float (*hnsw_dot_fn)(const float *a, const float *b, int dim);
 
 struct hnsw {
 	pthread_rwlock_t lock;
 	int dim, M, M0, efc, efs;
+	hnsw_dot_fn dot;    /* AVX2+FMA or portable, picked by hnsw_new */
 	double mL;
 	uint64_t rng;
 	size_t n, cap, n_deleted;
@@ -116,17 +121,9 @@ static struct hnsw_cand heap_pop(struct hnsw_heap *h)
 	return top;
 }
 
-/* On x86-64 the compiler also builds an AVX2 clone of the dot product and
- * glibc's ifunc picks it at load time when the CPU has AVX2 (the rest of
- * the file stays baseline). */
-/* (not under sanitizers: their runtimes start after ifunc resolvers run) */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
-#define HNSW_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define HNSW_CLONES
-#endif
-
-HNSW_CLONES static float dot(const float *a, const float *b, int dim)
+/* The portable dot product: GCC/Clang vector extensions, 16 floats per step
+ * in two accumulators (SSE on baseline x86-64, NEON on arm64). */
+static float dot_portable(const float *a, const float *b, int dim)
 {
 	hnsw_v8 acc0 = { 0 }, acc1 = { 0 };
 	int i = 0;
@@ -146,6 +143,16 @@ HNSW_CLONES static float dot(const float *a, const float *b, int dim)
 	for (; i < dim; i++)
 		s += a[i] * b[i];
 	return s;
+}
+
+static hnsw_dot_fn pick_dot(void)
+{
+#if defined(__x86_64__)
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+		return hnsw_dot_avx2;
+#endif
+	return dot_portable;
 }
 
 float hnsw_cosine(const float *a, const float *b, int dim)
@@ -178,7 +185,7 @@ struct hnsw *hnsw_new(int dim, const struct hnsw_params *p)
 		hnsw_params_default(&def);
 		p = &def;
 	}
-	if (dim < 1 || p->M < 2 || p->M > 256 || p->ef_construction < 1 || p->ef_search < 1)
+	if (dim < 1 || p->M < 2 || p->M > HNSW_MAX_M || p->ef_construction < 1 || p->ef_search < 1)
 		return NULL;
 	h = calloc(1, sizeof(*h));
 	if (!h)
@@ -190,6 +197,7 @@ struct hnsw *hnsw_new(int dim, const struct hnsw_params *p)
 	h->efc = p->ef_construction;
 	h->efs = p->ef_search;
 	h->mL = 1.0 / log((double)p->M);
+	h->dot = pick_dot();
 	h->rng = p->seed ? p->seed : 42;
 	h->entry = -1;
 	return h;
@@ -295,7 +303,7 @@ static inline int32_t *links(const struct hnsw *h, int32_t i, int level)
 
 static inline float dist(const struct hnsw *h, const float *q, int32_t i)
 {
-	return 1.0f - dot(q, vec(h, i), h->dim);
+	return 1.0f - h->dot(q, vec(h, i), h->dim);
 }
 
 static int grow(struct hnsw *h)
@@ -318,6 +326,18 @@ static int grow(struct hnsw *h)
 #undef GROW
 	h->cap = nc;
 	return 0;
+}
+
+/* Prefetch the first lines of node i's vector (the hardware prefetcher
+ * follows the rest of a sequential read). */
+static inline void prefetch_vec(const struct hnsw *h, int32_t i)
+{
+	const char *p = (const char *)vec(h, i);
+	size_t bytes = (size_t)h->dim * sizeof(float);
+	if (bytes > HNSW_PREFETCH_BYTES)
+		bytes = HNSW_PREFETCH_BYTES;
+	for (size_t o = 0; o < bytes; o += 64)
+		__builtin_prefetch(p + o, 0, 3);
 }
 
 static int32_t greedy(const struct hnsw *h, const float *q, int32_t cur, int top, int bottom)
@@ -359,11 +379,24 @@ static int search_layer(const struct hnsw *h, const float *q, int32_t ep, int ef
 		if (c.d > res->a[0].d && res->n >= (size_t)ef)
 			break;
 		const int32_t *ln = links(h, c.id, level);
+		int32_t todo[1 + HNSW_MAX_M0];
+		int nt = 0;
+		/* Unvisited neighbours first, then their distances with the
+		 * next vector prefetched: at 100k x 384 the vectors (150 MB)
+		 * live in DRAM and a miss per neighbour dominates. */
 		for (int32_t j = 0; j < ln[0]; j++) {
 			int32_t nb = ln[1 + j];
 			if (visited[nb >> 3] & (1u << (nb & 7)))
 				continue;
 			visited[nb >> 3] |= (uint8_t)(1u << (nb & 7));
+			todo[nt++] = nb;
+		}
+		if (nt)
+			prefetch_vec(h, todo[0]);
+		for (int j = 0; j < nt; j++) {
+			int32_t nb = todo[j];
+			if (j + 1 < nt)
+				prefetch_vec(h, todo[j + 1]);
 			float dn = dist(h, q, nb);
 			if (res->n < (size_t)ef || dn < res->a[0].d) {
 				if ((err = heap_push(&cand, dn, nb)) || (err = heap_push(res, dn, nb)))
@@ -392,10 +425,12 @@ static int select_neighbors(const struct hnsw *h, struct hnsw_cand *c, int n, in
 {
 	int kept = 0;
 	qsort(c, (size_t)n, sizeof(*c), cand_cmp);
+	if (n <= m) /* as hnswlib: nothing to choose between, keep all */
+		return n;
 	for (int i = 0; i < n && kept < m; i++) {
 		bool good = true;
 		for (int j = 0; j < kept; j++) {
-			if (1.0f - dot(vec(h, c[i].id), vec(h, c[j].id), h->dim) < c[i].d) {
+			if (1.0f - h->dot(vec(h, c[i].id), vec(h, c[j].id), h->dim) < c[i].d) {
 				good = false;
 				break;
 			}
@@ -436,8 +471,8 @@ static int link_back(struct hnsw *h, int32_t nb, int32_t node, int level)
 	if (!c)
 		return -ENOMEM;
 	for (int j = 0; j < mmax; j++)
-		c[j] = (struct hnsw_cand){ .d = 1.0f - dot(vec(h, nb), vec(h, ln[1 + j]), h->dim), .id = ln[1 + j] };
-	c[mmax] = (struct hnsw_cand){ .d = 1.0f - dot(vec(h, nb), vec(h, node), h->dim), .id = node };
+		c[j] = (struct hnsw_cand){ .d = 1.0f - h->dot(vec(h, nb), vec(h, ln[1 + j]), h->dim), .id = ln[1 + j] };
+	c[mmax] = (struct hnsw_cand){ .d = 1.0f - h->dot(vec(h, nb), vec(h, node), h->dim), .id = node };
 	n = select_neighbors(h, c, mmax + 1, mmax);
 	ln[0] = n;
 	for (int j = 0; j < n; j++)

@@ -61,4 +61,8 @@ int hnsw_brute_force(struct hnsw *h, const float *q, int k, struct hnsw_hit *out
 /* Cosine similarity of two vectors (exposed for tests). */
 float hnsw_cosine(const float *a, const float *b, int dim);
 
+/* Internal: the AVX2+FMA dot product (hnsw_avx2.c, x86-64 only); hnsw.c
+ * calls it only when the CPU has both. */
+float hnsw_dot_avx2(const float *a, const float *b, int dim);
+
 #endif
