@@ -7,7 +7,8 @@
 #      p50/p99 at 1, 4 and 16 concurrent streams on the demo-size model
 #      (llama q8_0, 4 layers, width 128, vocab 2048), server with -P 4
 #      --queue 32 (16 streams: 4 decode, 12 wait) and with -P 16;
-#   3. HNSW (bench-hnsw): 100k random 384-d vectors, build time, recall@10
+#   3. HNSW (bench-hnsw): 100k random 384-d vectors (Gaussian, normalized:
+#      random directions), build time (wall and CPU), recall@10
 #      against brute force and query latency per ef_search; then 100k 384-d
 #      vectors of a 16-dimensional subspace (BENCH_QUICK=1: 20k vectors).
 # Env: BUILD, BENCH_QUICK, BENCH_THREADS. About 3 minutes plus the HNSW build
@@ -99,8 +100,9 @@ echo
 if [ -x "$BIN/bench-hnsw" ]; then
 	N=100000
 	[ "$QUICK" = 1 ] && N=20000
-	# the required case: uniform random vectors (no structure: worst case)
-	timeout -k 5 2400 "$BIN/bench-hnsw" --n $N --dim 384 --queries 200 --ef 64,256,1024,4096,8192
+	# the required case: random vectors -- Gaussian coordinates normalized,
+	# i.e. random directions (no structure: the worst case for a graph)
+	timeout -k 5 2400 "$BIN/bench-hnsw" --n $N --dim 384 --queries 200 --dist gauss --ef 64,128,256,512,1024,2048,4096
 	echo
 	# the same size with structure (a 16-dimensional subspace + noise), as
 	# real embeddings have: what the KB sees in practice
