@@ -20,7 +20,8 @@
 # Usage: run.sh ARCH=BUILD...     e.g. run.sh x86_64=build/vm-x86_64 arm64=build/vm-arm64
 # Env: VM_TIMEOUT (s per VM, default 300), VM_CACHE (build/vm), TESTDATA,
 #      VM_APPEND (extra kernel arguments, e.g. edge.tests=profile_live,server_api or
-#      edge.only=suite), VM_MEM (MiB, 1024), VM_SMP (2).
+#      edge.only=suite), VM_MEM (MiB, 1024), VM_SMP (2), VM_TCG_X86 (extra
+#      -accel tcg options for x86-64, e.g. thread=single: see docs/platforms.md).
 set -u
 [ $# -ge 1 ] || { echo "usage: run.sh ARCH=BUILD..." >&2; exit 2; }
 cd "$(dirname "$0")/../.."
@@ -36,7 +37,7 @@ for spec in "$@"; do
 	arch=${spec%%=*}; build=${spec#*=}
 	case "$arch" in
 	x86_64) debarch=amd64; qemu=qemu-system-x86_64; console=ttyS0
-		machine="-accel tcg -cpu max" ;;
+		machine="-accel tcg${VM_TCG_X86:+,$VM_TCG_X86} -cpu max" ;;
 	arm64) debarch=arm64; qemu=qemu-system-aarch64; console=ttyAMA0
 		machine="-M virt -cpu max,pauth-impdef=on -accel tcg" ;;
 	*) echo "run.sh: $spec: arch must be x86_64 or arm64" >&2; exit 2 ;;
@@ -57,7 +58,7 @@ for spec in "$@"; do
 	# shellcheck disable=SC2086
 	timeout -k 5 "$VM_TIMEOUT" $qemu $machine -m "$VM_MEM" -smp "$VM_SMP" -nographic -no-reboot \
 		-kernel "$kernel" -initrd "$initrd" \
-		-append "console=$console panic=-1 oops=panic softlockup_panic=1 hung_task_panic=1 hung_task_timeout_secs=60 loglevel=4 $VM_APPEND" \
+		-append "console=$console panic=-1 oops=panic softlockup_panic=1 softlockup_all_cpu_backtrace=1 hung_task_panic=1 hung_task_timeout_secs=60 loglevel=4 $VM_APPEND" \
 		< /dev/null > "$log" 2>&1
 	qrc=$?
 	t2=$(date +%s)
