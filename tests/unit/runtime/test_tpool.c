@@ -395,8 +395,7 @@ static void test_bad_sizes(void **state)
 static int count_threads(void)
 {
 	int n = 0;
-	/* joined threads are gone from the count at once; the Threads: line
-	 * of /proc/self/status is the kernel's count */
+	/* the Threads: line of /proc/self/status is the kernel's count */
 	FILE *st = fopen("/proc/self/status", "r");
 	char line[256];
 	if (!st)
@@ -408,23 +407,71 @@ static int count_threads(void)
 	return n;
 }
 
+#define SETTLE_NS 2000000000ll /* how long a count may take to settle */
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+/*
+ * The count once it reaches want, or the last one read after SETTLE_NS.
+ * On a native kernel a joined thread is gone from the count at once, but
+ * under qemu-user pthread_join() returns when the emulated thread clears its
+ * tid, a moment before the host thread that ran it exits, so the count lags
+ * a join. Starting a thread is never late (clone() has returned), so the
+ * extra threads seen while polling are only ones on their way out.
+ */
+static int threads_settled(int want)
+{
+	int64_t end = now_ns() + SETTLE_NS;
+	int n;
+
+	while ((n = count_threads()) != want && now_ns() < end)
+		usleep(1000);
+	return n;
+}
+
+/* The count before the pool: earlier tests' joined threads may still be
+ * leaving (qemu-user), so wait until it has held still for 100 ms. */
+static int base_settled(void)
+{
+	int64_t end = now_ns() + SETTLE_NS, still = now_ns();
+	int n = count_threads(), m;
+
+	while (n >= 0 && now_ns() < end && now_ns() - still < 100000000ll) {
+		usleep(1000);
+		if ((m = count_threads()) != n) {
+			n = m;
+			still = now_ns();
+		}
+	}
+	return n;
+}
+
 static void test_thread_count(void **state)
 {
 	(void)state;
-	int base = count_threads();
+	int base = base_settled();
 	if (base < 0) {
 		print_message("skip: /proc/self/status unreadable\n");
 		skip();
 	}
 	struct tpool *p = tpool_new(3, NULL, 0);
 	assert_non_null(p);
+	/* growing: clone() has returned for every worker, none may be extra */
 	assert_int_equal(count_threads(), base + 3);
 	assert_int_equal(tpool_resize(p, 1), 0);
-	assert_int_equal(count_threads(), base + 1);
+	assert_int_equal(threads_settled(base + 1), base + 1);
 	assert_int_equal(tpool_resize(p, 2), 0);
+	assert_int_equal(threads_settled(base + 2), base + 2);
+	/* and it stays there: no late starter */
+	usleep(20000);
 	assert_int_equal(count_threads(), base + 2);
 	tpool_free(p);
-	assert_int_equal(count_threads(), base);
+	assert_int_equal(threads_settled(base), base);
 }
 
 int main(void)
