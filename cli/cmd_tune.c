@@ -207,6 +207,9 @@ static int apply(const struct cg_sys *s, const char *state_path, const struct ta
 			ret = cstate_note_created(st, CG_CPU, "edgectl");
 		if (!ret && !cg_exists(s, CG_CPU, cgname))
 			ret = cstate_note_created(st, CG_CPU, cgname);
+		/* v2: controllers cg_create will enable in the ancestors' subtree_control */
+		if (!ret)
+			ret = cstate_note_subtree_missing(st, s, cgname, 1u << CG_CPU, err, errlen);
 		if (!ret && cg_exists(s, CG_CPU, cgname)) {
 			/* adopted from an earlier tune: its values are ours to restore too */
 			ret = cstate_note_knob(st, s, CG_KNOB_CPU_MAX, cgname, err, errlen);

@@ -861,6 +861,335 @@ int cg_set_mem(const struct cg_sys *s, const char *name, enum cg_knob k, int64_t
 	return cg_write(s, CG_MEMORY, name, f, b, err, errlen);
 }
 
+/* ---- v2 subtree_control ------------------------------------------------------------- */
+
+/*
+ * On v2 a child cgroup only gets a controller's files (cpu.max, cpuset.cpus,
+ * memory.max) when its parent lists the controller in cgroup.subtree_control,
+ * and a parent can only enable what its own cgroup.controllers lists. The
+ * kernel takes "+name" / "-name" writes. A fixture tree (non-empty sysroot)
+ * holds plain files, so there we do what the kernel would show: the file is
+ * rewritten as the space-separated list (in cgroup.controllers' order), a
+ * missing subtree_control reads as empty, and a child that has no
+ * cgroup.controllers file takes its parent's subtree_control.
+ */
+
+static int is_fixture(const struct cg_sys *s)
+{
+	return s->root[0] != 0;
+}
+
+/* Whether the space-separated list has word w. */
+static int list_has(const char *list, const char *w)
+{
+	size_t l = strlen(w);
+
+	for (const char *p = list; *p;) {
+		while (*p && isspace((unsigned char)*p))
+			p++;
+		if (!strncmp(p, w, l) && (!p[l] || isspace((unsigned char)p[l])))
+			return 1;
+		while (*p && !isspace((unsigned char)*p))
+			p++;
+	}
+	return 0;
+}
+
+static void parent_of(const char *name, char *parent, size_t len)
+{
+	char *slash;
+
+	snprintf(parent, len, "%s", name);
+	slash = strrchr(parent, '/');
+	if (slash)
+		*slash = 0;
+	else
+		parent[0] = 0;
+}
+
+/* A cgroup file read as a list; a fixture's missing file reads as empty. */
+static int read_list(const struct cg_sys *s, enum cg_ctrl c, const char *name, const char *file, char *buf,
+		     size_t len, char *err, size_t errlen)
+{
+	int ret = cg_read(s, c, name, file, buf, len, err, errlen);
+
+	if (ret == -ENOENT && is_fixture(s) && cg_exists(s, c, name)) {
+		buf[0] = 0;
+		ret = 0;
+	}
+	return ret < 0 ? ret : 0;
+}
+
+/* The controllers a cgroup can hand down (its cgroup.controllers). */
+static int read_controllers(const struct cg_sys *s, enum cg_ctrl c, const char *name, char *buf, size_t len,
+			    char *err, size_t errlen)
+{
+	char parent[CG_NAME_MAX];
+	int ret = cg_read(s, c, name, "cgroup.controllers", buf, len, err, errlen);
+
+	if (ret == -ENOENT && is_fixture(s) && *name && cg_exists(s, c, name)) {
+		parent_of(name, parent, sizeof(parent));
+		return read_list(s, c, parent, "cgroup.subtree_control", buf, len, err, errlen);
+	}
+	return ret < 0 ? ret : 0;
+}
+
+static int write_file_creat(const char *p, const char *value)
+{
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), ret = 0;
+	size_t l = strlen(value);
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, value, l) != (ssize_t)l)
+		ret = errno ? -errno : -EIO;
+	if (close(fd) < 0 && !ret)
+		ret = -errno;
+	return ret;
+}
+
+int cg_subtree_set(const struct cg_sys *s, enum cg_ctrl c, const char *name, int on, char *err, size_t errlen)
+{
+	const char *ctl = ctrl_v2_names[c];
+	char cur[512], avail[512], out[512], p[CG_PATH_MAX + 64], v[64];
+	size_t o = 0;
+	int ret;
+
+	if (cg_sys_mode(s, c) != CG_V2) {
+		seterr(err, errlen, "cgroup controller %s: not on cgroup v2 (no subtree_control)", cg_ctrl_name(c));
+		return -EINVAL;
+	}
+	if (!is_fixture(s)) {
+		snprintf(v, sizeof(v), "%c%s", on ? '+' : '-', ctl);
+		return cg_write(s, c, name, "cgroup.subtree_control", v, err, errlen);
+	}
+	ret = read_list(s, c, name, "cgroup.subtree_control", cur, sizeof(cur), err, errlen);
+	if (ret < 0)
+		return ret;
+	if (!!list_has(cur, ctl) == !!on)
+		return 0;
+	if (on) {
+		ret = read_controllers(s, c, name, avail, sizeof(avail), err, errlen);
+		if (ret < 0)
+			return ret;
+		if (!list_has(avail, ctl)) {
+			seterr(err, errlen, "cgroup /%s: cgroup.subtree_control: writing '+%s': %s", name, ctl,
+			       strerror(ENOENT));
+			return -ENOENT;
+		}
+	}
+	/* the new list in cgroup.controllers' order (the kernel prints subsystems in id order) */
+	out[0] = 0;
+	if (on) {
+		for (char *tok = strtok(avail, " \t\n"); tok; tok = strtok(NULL, " \t\n"))
+			if (list_has(cur, tok) || !strcmp(tok, ctl))
+				o += (size_t)snprintf(out + o, sizeof(out) - o, "%s%s", o ? " " : "", tok);
+		/* anything the file listed that the controllers file does not, kept at the end */
+		for (char *tok = strtok(cur, " \t\n"); tok; tok = strtok(NULL, " \t\n"))
+			if (!list_has(out, tok))
+				o += (size_t)snprintf(out + o, sizeof(out) - o, "%s%s", o ? " " : "", tok);
+	} else {
+		for (char *tok = strtok(cur, " \t\n"); tok; tok = strtok(NULL, " \t\n"))
+			if (strcmp(tok, ctl))
+				o += (size_t)snprintf(out + o, sizeof(out) - o, "%s%s", o ? " " : "", tok);
+	}
+	snprintf(out + o, sizeof(out) - o, "\n");
+	ret = file_path(s, c, name, "cgroup.subtree_control", p, sizeof(p), err, errlen);
+	if (ret < 0)
+		return ret;
+	ret = write_file_creat(p, out);
+	if (ret < 0)
+		seterr(err, errlen, "%s: writing '%c%s': %s", p, on ? '+' : '-', ctl, strerror(-ret));
+	return ret;
+}
+
+/* The distinct v2 controllers of mask, as one representative enum each. */
+static int v2_wanted(const struct cg_sys *s, unsigned mask, enum cg_ctrl out[CG_NCTRL])
+{
+	int n = 0;
+
+	for (int c = 0; c < CG_NCTRL; c++) {
+		int dup = 0;
+
+		if (!(mask & (1u << c)) || cg_sys_mode(s, (enum cg_ctrl)c) != CG_V2)
+			continue;
+		for (int k = 0; k < n; k++)
+			if (!strcmp(ctrl_v2_names[out[k]], ctrl_v2_names[c]))
+				dup = 1;
+		if (!dup)
+			out[n++] = (enum cg_ctrl)c;
+	}
+	return n;
+}
+
+static int add_entry(char ***list, size_t *n, const char *ctl, const char *name)
+{
+	char **nl = realloc(*list, (*n + 1) * sizeof(**list));
+
+	if (!nl)
+		return -ENOMEM;
+	*list = nl;
+	if (asprintf(&nl[*n], "%s:%s", ctl, name) < 0)
+		return -ENOMEM;
+	(*n)++;
+	return 0;
+}
+
+int cg_subtree_missing(const struct cg_sys *s, const char *name, unsigned mask, char ***missing, size_t *nmissing,
+		       char *err, size_t errlen)
+{
+	enum cg_ctrl want[CG_NCTRL];
+	int nw = v2_wanted(s, mask, want), ret = 0;
+	size_t l = strlen(name);
+	char **list = NULL;
+	size_t n = 0;
+
+	*missing = NULL;
+	*nmissing = 0;
+	for (int k = 0; k < nw && ret == 0; k++) {
+		enum cg_ctrl c = want[k];
+		const char *ctl = ctrl_v2_names[c];
+		int added_above = 0; /* enabled (by us) in the previous ancestor */
+
+		/* every proper prefix of name, the root ("") first */
+		for (size_t i = 0; i < l && ret == 0; i++) {
+			char anc[CG_NAME_MAX], sub[512], avail[512];
+
+			if (i && name[i] != '/')
+				continue;
+			if (i >= sizeof(anc)) {
+				seterr(err, errlen, "cgroup /%s: name too long", name);
+				ret = -ENAMETOOLONG;
+				break;
+			}
+			memcpy(anc, name, i);
+			anc[i] = 0;
+			if (!cg_exists(s, c, anc))
+				break; /* from here on the ancestors are ours to create */
+			ret = read_list(s, c, anc, "cgroup.subtree_control", sub, sizeof(sub), err, errlen);
+			if (!ret)
+				ret = read_controllers(s, c, anc, avail, sizeof(avail), err, errlen);
+			if (ret < 0)
+				break;
+			if (list_has(sub, ctl)) {
+				added_above = 0;
+				continue;
+			}
+			if (!list_has(avail, ctl) && !added_above)
+				break; /* not available here: nothing below can have it either */
+			if (add_entry(&list, &n, ctl, anc) < 0) {
+				seterr(err, errlen, "out of memory");
+				ret = -ENOMEM;
+				break;
+			}
+			added_above = 1;
+		}
+	}
+	if (ret < 0) {
+		for (size_t i = 0; i < n; i++)
+			free(list[i]);
+		free(list);
+		return ret;
+	}
+	*missing = list;
+	*nmissing = n;
+	return 0;
+}
+
+/* v2: enable every wanted controller in parent's subtree_control that it lacks and can hand down. */
+static int subtree_enable_all(const struct cg_sys *s, const enum cg_ctrl *want, int nw, const char *parent,
+			      char *err, size_t errlen)
+{
+	for (int k = 0; k < nw; k++) {
+		enum cg_ctrl c = want[k];
+		char sub[512], avail[512];
+		int ret = read_list(s, c, parent, "cgroup.subtree_control", sub, sizeof(sub), err, errlen);
+
+		if (!ret)
+			ret = read_controllers(s, c, parent, avail, sizeof(avail), err, errlen);
+		if (ret < 0)
+			return ret;
+		if (list_has(sub, ctrl_v2_names[c]) || !list_has(avail, ctrl_v2_names[c]))
+			continue;
+		ret = cg_subtree_set(s, c, parent, 1, err, errlen);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+/*
+ * Fixture v2: a new directory gets what the kernel would show in it: its
+ * cgroup.controllers (the parent's subtree_control), the core files, and the
+ * interface files of each controller it has, at the kernel's defaults.
+ */
+static const struct {
+	const char *ctl, *file, *value;
+} fixture_files[] = {
+	{ .ctl = "", .file = "cgroup.procs", .value = "" },
+	{ .ctl = "", .file = "cgroup.subtree_control", .value = "\n" },
+	{ .ctl = "cpu", .file = "cpu.max", .value = "max 100000\n" },
+	{ .ctl = "cpu", .file = "cpu.weight", .value = "100\n" },
+	{ .ctl = "cpu", .file = "cpu.stat", .value = "usage_usec 0\nuser_usec 0\nsystem_usec 0\n" },
+	{ .ctl = "cpuset", .file = "cpuset.cpus", .value = "\n" },
+	{ .ctl = "cpuset", .file = "cpuset.mems", .value = "\n" },
+	{ .ctl = "memory", .file = "memory.max", .value = "max\n" },
+	{ .ctl = "memory", .file = "memory.high", .value = "max\n" },
+	{ .ctl = "memory", .file = "memory.current", .value = "0\n" },
+};
+
+static int fixture_populate(const struct cg_sys *s, enum cg_ctrl c, const char *name, const char *dir)
+{
+	char parent[CG_NAME_MAX], ctls[512], p[CG_PATH_MAX + 64];
+	int ret;
+
+	parent_of(name, parent, sizeof(parent));
+	ret = read_list(s, c, parent, "cgroup.subtree_control", ctls, sizeof(ctls), NULL, 0);
+	if (ret < 0)
+		return ret;
+	snprintf(p, sizeof(p), "%s/cgroup.controllers", dir);
+	ret = write_file_creat(p, ctls);
+	for (size_t i = 0; i < sizeof(fixture_files) / sizeof(fixture_files[0]) && ret == 0; i++) {
+		if (*fixture_files[i].ctl && !list_has(ctls, fixture_files[i].ctl))
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, fixture_files[i].file);
+		ret = write_file_creat(p, fixture_files[i].value);
+	}
+	return ret;
+}
+
+/* Fixture: the interface files vanish with the directory, as on the kernel; a child cgroup keeps it. */
+static int fixture_rmdir(const char *d)
+{
+	DIR *dir = opendir(d);
+	struct dirent *de;
+	int ret = 0;
+
+	if (!dir)
+		return -errno;
+	while ((de = readdir(dir)) != NULL && ret == 0) {
+		struct stat st;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
+			ret = -EBUSY;
+	}
+	if (ret == 0) {
+		rewinddir(dir);
+		while ((de = readdir(dir)) != NULL) {
+			struct stat st;
+
+			if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+				unlinkat(dirfd(dir), de->d_name, 0);
+		}
+	}
+	closedir(dir);
+	if (ret == 0 && rmdir(d) < 0)
+		ret = -errno;
+	return ret;
+}
+
 static int mkdir_one(const struct cg_sys *s, enum cg_ctrl c, const char *name, char *err, size_t errlen)
 {
 	char d[CG_PATH_MAX];
@@ -883,6 +1212,11 @@ static int mkdir_one(const struct cg_sys *s, enum cg_ctrl c, const char *name, c
 		cgroup_free(&cg);
 	} else if (mkdir(d, 0755) < 0) {
 		ret = -errno;
+	}
+	if (ret == 0 && is_fixture(s) && cg_sys_mode(s, c) == CG_V2) {
+		ret = fixture_populate(s, c, name, d);
+		if (ret < 0)
+			fixture_rmdir(d);
 	}
 	if (ret < 0) {
 		seterr(err, errlen, "%s: creating cgroup: %s", d, strerror(-ret));
@@ -933,9 +1267,13 @@ int cg_create(const struct cg_sys *s, const char *name, unsigned mask, char ***c
 	for (int c = 0; c < CG_NCTRL; c++) {
 		char prefix[CG_NAME_MAX];
 		size_t l = strlen(name);
+		enum cg_ctrl want[CG_NCTRL];
+		int nw = 0;
 
 		if (!(mask & (1u << c)) || cg_sys_mode(s, c) == CG_NONE)
 			continue;
+		if (cg_sys_mode(s, c) == CG_V2)
+			nw = v2_wanted(s, mask, want);
 		/* v2: one tree for every controller; create each directory once. */
 		if (cg_sys_mode(s, c) == CG_V2) {
 			int dup = 0;
@@ -959,6 +1297,15 @@ int cg_create(const struct cg_sys *s, const char *name, unsigned mask, char ***c
 			}
 			memcpy(prefix, name, i);
 			prefix[i] = 0;
+			/* v2: the parent hands the controllers down first (see cg_subtree_missing) */
+			if (i && nw) {
+				char parent[CG_NAME_MAX];
+
+				parent_of(prefix, parent, sizeof(parent));
+				ret = subtree_enable_all(s, want, nw, parent, err, errlen);
+				if (ret < 0)
+					goto fail;
+			}
 			if (cg_exists(s, c, prefix))
 				continue;
 			ret = mkdir_one(s, c, prefix, err, errlen);
@@ -1018,6 +1365,8 @@ int cg_remove(const struct cg_sys *s, enum cg_ctrl c, const char *name, char *er
 			ret = e > 0 ? -e : -EBUSY;
 		}
 		cgroup_free(&cg);
+	} else if (is_fixture(s) && cg_sys_mode(s, c) == CG_V2) {
+		ret = fixture_rmdir(d);
 	} else if (rmdir(d) < 0) {
 		ret = -errno;
 	}

@@ -34,6 +34,11 @@
  * cgroup.procs (the whole thread group moves; libcgroup's
  * cgroup_attach_task_pid would move one thread on v1).
  *
+ * On a v2 fixture tree, a cgroup made by cg_create gets the files the kernel
+ * would show (cgroup.controllers = the parent's subtree_control, and cpu.max,
+ * cpu.weight, cpuset.cpus, memory.max ... at their defaults for each
+ * controller it has), and cg_remove deletes them with the directory.
+ *
  * Errors: negative errno, and a one-line message in err naming the cgroup or
  * file and the problem.
  */
@@ -139,6 +144,27 @@ int64_t cg_shares_to_weight(int64_t shares);
  */
 int cg_create(const struct cg_sys *s, const char *name, unsigned mask, char ***created,
 	      size_t *ncreated, char *err, size_t errlen);
+/*
+ * cgroup v2: a child only has a controller's files when every ancestor lists
+ * the controller in cgroup.subtree_control. cg_create enables what each
+ * ancestor on the path lacks ("+cpu") where its cgroup.controllers offers it,
+ * outermost first, before making the child. cg_subtree_missing lists, without
+ * writing, the "ctrl:cgroup" pairs (v2 controller name, e.g. "cpu:" for the
+ * root, "memory:edge.slice") that cg_create would enable in ANCESTORS THAT
+ * EXIST NOW, outermost first, so that a caller can record them before it
+ * changes anything (ancestors cg_create makes go away with it). On v1, and
+ * when nothing is missing, the list is empty. Caller frees each and the array.
+ */
+int cg_subtree_missing(const struct cg_sys *s, const char *name, unsigned mask, char ***missing,
+		       size_t *nmissing, char *err, size_t errlen);
+/*
+ * Enable (on != 0, "+name") or disable ("-name") v2 controller c in name's
+ * cgroup.subtree_control. -EBUSY from the kernel when a child still uses it.
+ * On a fixture tree the file is rewritten as the list the kernel would show.
+ */
+int cg_subtree_set(const struct cg_sys *s, enum cg_ctrl c, const char *name, int on, char *err,
+		   size_t errlen);
+
 /* Remove one (empty) cgroup directory. -ENOENT if absent. */
 int cg_remove(const struct cg_sys *s, enum cg_ctrl c, const char *name, char *err, size_t errlen);
 

@@ -138,7 +138,7 @@ const char *cstate_path(const struct cstate *st)
 
 int cstate_empty(const struct cstate *st)
 {
-	static const char *const keys[] = { "files", "created", "membership", "affinity", "threads" };
+	static const char *const keys[] = { "files", "created", "subtree", "membership", "affinity", "threads" };
 
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		json_t *v = json_object_get(st->root, keys[i]);
@@ -286,6 +286,41 @@ int cstate_note_created(struct cstate *st, enum cg_ctrl c, const char *name)
 	}
 	e = json_pack("{s:s, s:s}", "ctrl", cg_ctrl_name(c), "cgroup", name);
 	return e ? json_array_append_new(a, e) : -ENOMEM;
+}
+
+int cstate_note_subtree(struct cstate *st, const char *ctrl, const char *name)
+{
+	json_t *a = arr(st, "subtree"), *e;
+	size_t i;
+
+	json_array_foreach(a, i, e) {
+		if (!strcmp(json_string_value(json_object_get(e, "ctrl")) ?: "", ctrl) &&
+		    !strcmp(json_string_value(json_object_get(e, "cgroup")) ?: "", name))
+			return 0;
+	}
+	e = json_pack("{s:s, s:s}", "ctrl", ctrl, "cgroup", name);
+	return e ? json_array_append_new(a, e) : -ENOMEM;
+}
+
+int cstate_note_subtree_missing(struct cstate *st, const struct cg_sys *s, const char *name, unsigned mask,
+				char *err, size_t errlen)
+{
+	char **miss = NULL;
+	size_t n = 0;
+	int ret = cg_subtree_missing(s, name, mask, &miss, &n, err, errlen);
+
+	for (size_t i = 0; i < n; i++) {
+		char *colon = strchr(miss[i], ':');
+
+		*colon = 0;
+		if (!ret && cstate_note_subtree(st, miss[i], colon + 1) < 0) {
+			seterr(err, errlen, "out of memory");
+			ret = -ENOMEM;
+		}
+		free(miss[i]);
+	}
+	free(miss);
+	return ret;
 }
 
 int cstate_note_membership(struct cstate *st, const struct cg_sys *s, pid_t pid, enum cg_ctrl c, char *err,
@@ -518,6 +553,31 @@ int cstate_revert(struct cstate *st, const struct cg_sys *s, cstate_log_fn log, 
 			FAIL("%s", e1);
 		else
 			logf_(log, ud, "%s cgroup /%s: removed", jstr(e, "ctrl"), name);
+	}
+
+	/* v2 controllers we enabled in cgroups that were there before: off again, innermost first */
+	a = json_object_get(st->root, "subtree");
+	for (i = json_array_size(a); i-- > 0;) {
+		int c, r;
+		const char *name;
+
+		e = json_array_get(a, i);
+		c = cg_ctrl_from_name(jstr(e, "ctrl"));
+		name = jstr(e, "cgroup");
+		if (c < 0)
+			continue;
+		if (!cg_exists(s, (enum cg_ctrl)c, name)) {
+			logf_(log, ud, "cgroup /%s: gone, subtree_control %s skipped", name, jstr(e, "ctrl"));
+			continue;
+		}
+		r = cg_subtree_set(s, (enum cg_ctrl)c, name, 0, e1, sizeof(e1));
+		if (r == -EBUSY)
+			logf_(log, ud, "cgroup /%s: %s left enabled in subtree_control (a child cgroup now uses it)",
+			      name, jstr(e, "ctrl"));
+		else if (r < 0)
+			FAIL("%s", e1);
+		else
+			logf_(log, ud, "cgroup /%s: subtree_control -%s", name, jstr(e, "ctrl"));
 	}
 #undef FAIL
 	if (failed)

@@ -16,7 +16,9 @@
  * reverse order of recording); process membership; thread affinities (last,
  * because moving a task between v1 cpusets resets its affinity); then the
  * cgroups it created are removed (innermost first; tasks still inside are
- * moved to where the recorded process came from). It keeps going past
+ * moved to where the recorded process came from); last, the v2 controllers
+ * it enabled in pre-existing ancestors' cgroup.subtree_control are disabled
+ * again (innermost first; -EBUSY is logged, not a failure). It keeps going past
  * failures and reports each one; the state file is removed only when
  * everything was restored.
  */
@@ -52,6 +54,16 @@ int cstate_note_knob(struct cstate *st, const struct cg_sys *s, enum cg_knob k, 
 		     char *err, size_t errlen);
 /* Record a cgroup directory about to be created by us. */
 int cstate_note_created(struct cstate *st, enum cg_ctrl c, const char *name);
+/*
+ * Record a v2 controller ("cpu", "cpuset", "memory") about to be enabled in
+ * the cgroup.subtree_control of a cgroup that exists now; revert disables it
+ * ("-cpu") after removing the cgroups it created, innermost first (-EBUSY, a
+ * child someone else made now uses it, is logged and not a failure).
+ */
+int cstate_note_subtree(struct cstate *st, const char *ctrl, const char *name);
+/* Note every pair cg_subtree_missing(s, name, mask) lists: call before cg_create. */
+int cstate_note_subtree_missing(struct cstate *st, const struct cg_sys *s, const char *name, unsigned mask,
+				char *err, size_t errlen);
 /* Record the cgroup pid is in now for controller c. */
 int cstate_note_membership(struct cstate *st, const struct cg_sys *s, pid_t pid, enum cg_ctrl c,
 			   char *err, size_t errlen);

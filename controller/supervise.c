@@ -825,6 +825,10 @@ static int setup_cgroup(struct sup *u, char *err, size_t errlen)
 				cstate_note_created(u->st, (enum cg_ctrl)c, prefix);
 		}
 	}
+	/* v2: controllers cg_create will enable in the ancestors' subtree_control */
+	ret = cstate_note_subtree_missing(u->st, u->s, u->cg, CORE_CTRLS, err, errlen);
+	if (ret < 0)
+		return ret;
 	/* an adopted cgroup: its knobs are ours to restore */
 	if (cg_exists(u->s, CG_CPU, u->cg)) {
 		ret = cstate_note_knob(u->st, u->s, CG_KNOB_CPU_MAX, u->cg, err, errlen);

@@ -291,6 +291,11 @@ static void test_live_v1(void **state)
 	}
 	assert_true(cg_sys_uses_libcgroup(s, CG_CPU));
 	snprintf(name, sizeof(name), "edgectl-unit-%d", (int)getpid());
+	/* v1 has no subtree_control: nothing to enable */
+	assert_int_equal(cg_subtree_missing(s, name, (1u << CG_CPU) | (1u << CG_CPUSET), &created, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 0);
+	free(created);
+	created = NULL;
 	assert_int_equal(cg_create(s, name, (1u << CG_CPU) | (1u << CG_CPUSET), &created, &n, err, sizeof(err)), 0);
 	assert_int_equal(n, 2); /* separate cpu and cpuset hierarchies on v1 */
 	/* v1 cpuset: the new cgroup got its parent's CPUs and memory nodes */

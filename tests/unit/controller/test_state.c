@@ -2,7 +2,9 @@
  * test_state.c: the revert state file on the cgroup v2 fixture tree (a copy
  * under /tmp): values restored byte for byte, created cgroups removed, the
  * first recorded value wins, a state reloaded from disk (as after kill -9)
- * reverts the same, and a thread's affinity comes back exactly.
+ * reverts the same, a thread's affinity comes back exactly, and on v2 the
+ * controllers enabled in ancestors' cgroup.subtree_control are turned off
+ * again byte for byte.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -115,6 +117,120 @@ static void test_revert_bytes_and_created(void **state)
 	cg_sys_free(s);
 }
 
+static void spit(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void free_list(char **l, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(l[i]);
+	free(l);
+}
+
+/*
+ * cgroup v2: the root's subtree_control lacks "cpu" (as on a freshly booted
+ * pure-v2 machine), edge.slice's lacks cpu and memory. Creating cgroups below
+ * them must first enable what is missing (else the child has no cpu.max:
+ * "writing '100000 100000': No such file or directory" on the kernel), the
+ * enabled pairs are recorded first, and revert turns exactly those off again:
+ * the files come back byte for byte.
+ */
+static void test_v2_subtree_control(void **state)
+{
+	char err[512], p_root[1200], p_slice[1200], p[1200], buf[256];
+	char before_root[256], before_slice[256];
+	struct cg_sys *s = cg_sys_open(fx, err, sizeof(err));
+	struct cstate *st = NULL, *st2 = NULL;
+	char **list = NULL;
+	size_t n = 0;
+	int64_t q, per;
+
+	(void)state;
+	assert_non_null(s);
+	snprintf(p_root, sizeof(p_root), "%s/sys/fs/cgroup/cgroup.subtree_control", fx);
+	snprintf(p_slice, sizeof(p_slice), "%s/sys/fs/cgroup/edge.slice/cgroup.subtree_control", fx);
+	slurp(p_root, before_root, sizeof(before_root));
+	slurp(p_slice, before_slice, sizeof(before_slice));
+	spit(p_root, "cpuset io memory pids\n");
+	spit(p_slice, "cpuset\n");
+
+	/* what would be enabled, in ancestors that exist, outermost first */
+	assert_int_equal(cg_subtree_missing(s, "edgectl/tune-42", 1u << CG_CPU, &list, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(list[0], "cpu:");
+	free_list(list, n);
+	assert_int_equal(cg_subtree_missing(s, "edge.slice/new/x", (1u << CG_CPU) | (1u << CG_CPUACCT) |
+					    (1u << CG_CPUSET) | (1u << CG_MEMORY), &list, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(list[0], "cpu:");
+	assert_string_equal(list[1], "cpu:edge.slice");
+	assert_string_equal(list[2], "memory:edge.slice");
+	free_list(list, n);
+	/* nothing missing where everything is enabled */
+	assert_int_equal(cg_subtree_missing(s, "edge.slice/core", 1u << CG_CPUSET, &list, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 0);
+	free(list);
+
+	/* tune --pid's sequence: state first, then create */
+	assert_int_equal(cstate_open(statep, "test", &st, err, sizeof(err)), 0);
+	assert_int_equal(cstate_note_created(st, CG_CPU, "edgectl"), 0);
+	assert_int_equal(cstate_note_created(st, CG_CPU, "edgectl/tune-42"), 0);
+	assert_int_equal(cstate_note_subtree_missing(st, s, "edgectl/tune-42", 1u << CG_CPU, err, sizeof(err)), 0);
+	assert_false(cstate_empty(st));
+	assert_int_equal(cstate_save(st, err, sizeof(err)), 0);
+	slurp(p_root, buf, sizeof(buf));
+	assert_string_equal(buf, "cpuset io memory pids\n"); /* noted, not yet changed */
+	assert_int_equal(cg_create(s, "edgectl/tune-42", 1u << CG_CPU, &list, &n, err, sizeof(err)), 0);
+	free_list(list, n);
+	slurp(p_root, buf, sizeof(buf));
+	assert_string_equal(buf, "cpuset cpu io memory pids\n");
+	snprintf(p, sizeof(p), "%s/sys/fs/cgroup/edgectl/cgroup.subtree_control", fx);
+	slurp(p, buf, sizeof(buf));
+	assert_string_equal(buf, "cpu\n"); /* an ancestor we made hands cpu down too */
+	snprintf(p, sizeof(p), "%s/sys/fs/cgroup/edgectl/tune-42/cgroup.controllers", fx);
+	slurp(p, buf, sizeof(buf));
+	assert_string_equal(buf, "cpu\n");
+	assert_int_equal(cg_get_cpu_max(s, "edgectl/tune-42", &q, &per, err, sizeof(err)), 0);
+	assert_int_equal(q, -1);
+	assert_int_equal(cg_set_cpu_max(s, "edgectl/tune-42", 100000, 100000, err, sizeof(err)), 0);
+
+	/* supervise's: three controllers, through a pre-existing parent */
+	assert_int_equal(cstate_note_created(st, CG_CPU, "edge.slice/new"), 0);
+	assert_int_equal(cstate_note_created(st, CG_CPU, "edge.slice/new/x"), 0);
+	assert_int_equal(cstate_note_subtree_missing(st, s, "edge.slice/new/x", (1u << CG_CPU) | (1u << CG_CPUSET) |
+						     (1u << CG_MEMORY), err, sizeof(err)), 0);
+	assert_int_equal(cstate_save(st, err, sizeof(err)), 0);
+	assert_int_equal(cg_create(s, "edge.slice/new/x", (1u << CG_CPU) | (1u << CG_CPUSET) | (1u << CG_MEMORY), &list,
+				   &n, err, sizeof(err)), 0);
+	free_list(list, n);
+	slurp(p_slice, buf, sizeof(buf));
+	assert_string_equal(buf, "cpuset cpu memory\n");
+	assert_int_equal(cg_set_mem(s, "edge.slice/new/x", CG_KNOB_MEM_MAX, 1 << 20, err, sizeof(err)), 0);
+	assert_int_equal(cg_set_cpus(s, "edge.slice/new/x", "4-7", err, sizeof(err)), 0);
+	cstate_free(st); /* as if edgectl died here */
+
+	assert_int_equal(cstate_load(statep, &st2, err, sizeof(err)), 0);
+	assert_int_equal(cstate_revert(st2, s, NULL, NULL, err, sizeof(err)), 0);
+	assert_false(cg_exists(s, CG_CPU, "edgectl"));
+	assert_false(cg_exists(s, CG_CPU, "edge.slice/new"));
+	slurp(p_root, buf, sizeof(buf));
+	assert_string_equal(buf, "cpuset io memory pids\n");
+	slurp(p_slice, buf, sizeof(buf));
+	assert_string_equal(buf, "cpuset\n");
+	cstate_free(st2);
+
+	/* put the fixture back for the other tests */
+	spit(p_root, before_root);
+	spit(p_slice, before_slice);
+	cg_sys_free(s);
+}
+
 static void test_bad_state_files(void **state)
 {
 	static const char *const texts[] = { "{not json", "[]", "{\"version\": 7}" };
@@ -210,6 +326,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_revert_bytes_and_created),
+		cmocka_unit_test(test_v2_subtree_control),
 		cmocka_unit_test(test_bad_state_files),
 		cmocka_unit_test(test_affinity_restored),
 		cmocka_unit_test(test_cpu_lists),
