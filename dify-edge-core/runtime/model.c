@@ -234,6 +234,11 @@ static int load_hparams(struct model *m, const char *path, char *err, size_t err
 	hp->n_head_kv = hp->n_head;
 	if ((rc = get_int(m->g, arch, "attention.head_count_kv", false, &hp->n_head_kv, path, err, errlen)))
 		return rc;
+	/* Every block has its own tensors, so a block count above the file's
+	 * tensor count is a lie: refuse it before sizing anything by it. */
+	if (hp->n_layer > gguf_n_tensors(m->g))
+		return fail(err, errlen, -EINVAL, "%s: block_count %lld exceeds the %lld tensors in the file",
+			    path, (long long)hp->n_layer, (long long)gguf_n_tensors(m->g));
 	if (hp->n_embd % hp->n_head || hp->n_head % hp->n_head_kv)
 		return fail(err, errlen, -EINVAL,
 			    "%s: embedding %lld, heads %lld and kv heads %lld do not divide",
