@@ -42,6 +42,8 @@ CFLAGS ?= -O2 -g
 EXTRA_CFLAGS ?=
 EXTRA_LDFLAGS ?=
 FUZZ_TIME ?= 60
+FUZZ_SEED ?=
+FUZZ_RUNS ?=
 TESTDATA ?= $(abspath ../shared/testdata)
 
 CC := $(CROSS_COMPILE)gcc
@@ -191,7 +193,7 @@ FUZZ_BINS := $(foreach f,$(FUZZ_SRCS),$(FUZZ_BUILD)/$(basename $(notdir $(f))))
 .PHONY: fuzz fuzz-build
 fuzz-build: $(FUZZ_BINS)
 fuzz: fuzz-build
-	$(Q)FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_TIME=$(FUZZ_TIME) sh tests/fuzz/run.sh $(FUZZ_BINS)
+	$(Q)FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_TIME=$(FUZZ_TIME) FUZZ_SEED=$(FUZZ_SEED) FUZZ_RUNS=$(FUZZ_RUNS) sh tests/fuzz/run.sh $(FUZZ_BINS)
 
 .PHONY: bench
 bench: all
