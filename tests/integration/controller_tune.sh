@@ -4,6 +4,8 @@
 #  - live cgroup v1 (root): tune --apply on a spinner sets exactly the quota and
 #    CPUs it printed; revert restores membership, affinity and cgroup files byte
 #    for byte; the same after a kill -9 of edgectl in the middle of --apply;
+#  - live cgroup v2 (in the VM): controllers enabled in a pre-existing
+#    ancestor's subtree_control are turned off again by revert, byte for byte;
 #  - cgroup v2 through the same code on the fixture tree (EDGE_SYSROOT).
 . tests/lib.sh
 E=$BIN/edgectl
@@ -151,6 +153,54 @@ else
 		fail "revert after kill -9" "$(cat "$TMP/rev")"
 	fi
 	kill -9 "$P"
+fi
+
+# ---- live cgroup v2 (the VM of `make test-vm`): subtree_control of a pre-existing ancestor ----
+# /edgectl made by the test (a fresh v2 cgroup enables nothing for its children):
+# tune --pid must enable cpu there (and at the root if it lacks it) before making
+# /edgectl/tune-PID, and revert must turn off exactly that; a controller a child
+# cgroup of someone else now uses stays on (the kernel says EBUSY), logged.
+V2=/sys/fs/cgroup
+# (the mount table, not stat -f: busybox's stat, in the VM, names cgroup2 UNKNOWN)
+if [ "$(id -u)" -ne 0 ] || ! awk -v m=$V2 '$5 == m && / - cgroup2 / { f = 1 } END { exit !f }' /proc/self/mountinfo \
+	|| ! grep -qw cpu $V2/cgroup.controllers \
+	|| [ -e $V2/edgectl ]; then
+	skip "live v2 subtree_control" "needs root and a cgroup v2 hierarchy at $V2 with the cpu controller (make test-vm)"
+else
+	cat $V2/cgroup.subtree_control > "$TMP/root_sub"
+	mkdir $V2/edgectl && OURCG+=($V2/edgectl)
+	cat $V2/edgectl/cgroup.subtree_control > "$TMP/e_sub"
+	spinner
+	sleep 0.3
+	if "$E" tune --pid "$P" --duration 1s --apply --quota 30% > "$TMP/plan" 2> "$TMP/err"; then
+		grep -qw cpu $V2/edgectl/cgroup.subtree_control && grep -qw cpu $V2/cgroup.subtree_control \
+			&& pass "v2 live: cpu enabled in the ancestors' subtree_control" \
+			|| fail "v2 live: cpu enabled in the ancestors' subtree_control" "root '$(cat $V2/cgroup.subtree_control)', /edgectl '$(cat $V2/edgectl/cgroup.subtree_control)'"
+		[ "$(cat $V2/edgectl/tune-$P/cpu.max 2>&1)" = "30000 100000" ] && pass "v2 live: tune-PID has cpu.max 30000 100000" \
+			|| fail "v2 live: tune-PID has cpu.max 30000 100000" "$(cat $V2/edgectl/tune-$P/cpu.max 2>&1)"
+		"$E" revert > "$TMP/rev" 2>&1 || fail "v2 live: revert" "$(cat "$TMP/rev")"
+		[ ! -d $V2/edgectl/tune-$P ] && cmp -s "$TMP/e_sub" $V2/edgectl/cgroup.subtree_control && cmp -s "$TMP/root_sub" $V2/cgroup.subtree_control \
+			&& pass "v2 live: revert removes tune-PID and restores both subtree_control files byte for byte" \
+			|| fail "v2 live: revert restores subtree_control" "root '$(cat $V2/cgroup.subtree_control)' was '$(cat "$TMP/root_sub")', /edgectl '$(cat $V2/edgectl/cgroup.subtree_control)' was '$(cat "$TMP/e_sub")'"
+	else
+		fail "v2 live: tune --pid --apply under a pre-existing /edgectl" "$(tail -n 1 "$TMP/err")"
+	fi
+	# someone else's child now uses cpu below /edgectl: revert logs EBUSY and still succeeds
+	if "$E" tune --pid "$P" --duration 1s --apply --quota 30% > "$TMP/plan" 2> "$TMP/err"; then
+		mkdir $V2/edgectl/other && OURCG=($V2/edgectl/other "${OURCG[@]}")
+		echo +cpu > $V2/edgectl/other/cgroup.subtree_control
+		if "$E" revert > "$TMP/rev" 2>&1 && grep -q "left enabled" "$TMP/rev" && [ ! -e "$EDGECTL_STATE" ]; then
+			pass "v2 live: revert with the controller in use below: logged, not a failure"
+		else
+			fail "v2 live: revert with the controller in use below" "$(tr '\n' ' ' < "$TMP/rev")"
+		fi
+		echo -cpu > $V2/edgectl/other/cgroup.subtree_control; rmdir $V2/edgectl/other
+	else
+		fail "v2 live: second tune --pid --apply" "$(tail -n 1 "$TMP/err")"
+	fi
+	kill -9 "$P"
+	for c in $(cat $V2/edgectl/cgroup.subtree_control); do echo "-$c" > $V2/edgectl/cgroup.subtree_control; done
+	rmdir $V2/edgectl
 fi
 
 # ---- cgroup v2 on the fixture tree, same code paths ----
