@@ -152,7 +152,9 @@ int cg_create(const struct cg_sys *s, const char *name, unsigned mask, char ***c
  * writing, the "ctrl:cgroup" pairs (v2 controller name, e.g. "cpu:" for the
  * root, "memory:edge.slice") that cg_create would enable in ANCESTORS THAT
  * EXIST NOW, outermost first, so that a caller can record them before it
- * changes anything (ancestors cg_create makes go away with it). On v1, and
+ * changes anything (ancestors cg_create makes go away with it). cg_create's
+ * own undo on failure removes the directories it made but leaves those
+ * ancestors' subtree_control to the caller's revert. On v1, and
  * when nothing is missing, the list is empty. Caller frees each and the array.
  */
 int cg_subtree_missing(const struct cg_sys *s, const char *name, unsigned mask, char ***missing,
