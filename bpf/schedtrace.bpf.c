@@ -30,6 +30,8 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile __u32 filter_mode = ST_FILTER_NONE;
 const volatile __u64 target_cgid = 0;
 const volatile __s32 target_level = 0;
+/* advanced by user space each time it changes target_pids */
+volatile __u32 filter_gen = 0;
 
 #define TASK_RUNNING 0
 
@@ -186,7 +188,12 @@ static __always_inline int on_switch(bool preempt, struct task_struct *prev,
 	prev_pid = btf ? prev->pid : BPF_CORE_READ(prev, pid);
 	__u64 rt = 0, delta = 0;
 	if (prev_pid == c->curr_tid) {
-		/* the class and start belong to the task switched in last time */
+		/* the class and start belong to the task switched in last time;
+		 * classified under an older pid set: classify it again */
+		if (prev_pid && c->curr_gen != filter_gen) {
+			__u32 prev_tgid = btf ? prev->tgid : BPF_CORE_READ(prev, tgid);
+			prev_class = classify(prev, prev_pid, prev_tgid, btf);
+		}
 		if (prev_class != ST_CLASS_IDLE) {
 			rt = runtime(prev, btf);
 			delta = rt > c->curr_rt0 ? rt - c->curr_rt0 : 0;
@@ -239,6 +246,7 @@ static __always_inline int on_switch(bool preempt, struct task_struct *prev,
 	next_class = classify(next, next_pid, next_tgid, btf);
 	c->curr_tid = next_pid;
 	c->curr_class = next_class;
+	c->curr_gen = filter_gen;
 	c->curr_bucket = 0;
 	if (next_class != ST_CLASS_IDLE)
 		c->curr_rt0 = runtime(next, btf);

@@ -137,6 +137,15 @@ struct schedtrace *schedtrace_open(const struct schedtrace_opts *o, char *err, s
 		set_err(err, errlen, "mapping the pid set", ret);
 		goto fail;
 	}
+	/* the initial pid set goes in before the programs run, so that no slice
+	 * starts under an empty set */
+	if (o->filter == ST_FILTER_PIDS && o->npids) {
+		ret = schedtrace_set_pids(st, o->pids, o->npids);
+		if (ret && ret != -ERANGE) { /* ERANGE: a pid over pid_max, left out */
+			set_err(err, errlen, "setting the pid set", ret);
+			goto fail;
+		}
+	}
 	ret = schedtrace_bpf__attach(st->skel);
 	if (ret) {
 		set_err(err, errlen, st->btf_mode ? "attaching tp_btf programs" : "attaching raw_tp programs", ret);
@@ -206,7 +215,15 @@ int schedtrace_set_pids(struct schedtrace *st, const int32_t *pids, size_t n)
 	free(st->pids);
 	st->pids = copy;
 	st->npids = n;
+	/* after the bits: a slice classified before this store is classified
+	 * again at its switch-out */
+	__atomic_store_n(&st->skel->bss->filter_gen, st->skel->bss->filter_gen + 1, __ATOMIC_RELEASE);
 	return ret;
+}
+
+__u32 schedtrace_filter_gen(const struct schedtrace *st)
+{
+	return __atomic_load_n(&st->skel->bss->filter_gen, __ATOMIC_ACQUIRE);
 }
 
 int schedtrace_read_cpus(struct schedtrace *st, struct st_cpu *out, __u64 *mig_in, int n)

@@ -49,7 +49,9 @@ struct st_cpu {
 	__u32 curr_class;          /* its enum st_class */
 	__u32 curr_bucket;         /* its run-queue wait at switch-in: bucket + 1, 0 none
 	                              (added to its thread record at switch-out) */
-	__u32 pad;
+	__u32 curr_gen;            /* filter_gen when it was classified: a slice classified
+	                              under an older pid set is classified again at
+	                              switch-out (and by user space while it runs) */
 	__u64 missed_switch_in;    /* switch-outs of a task not seen switching in here */
 };
 
@@ -87,6 +89,8 @@ struct schedtrace_opts {
 	const char *btf_path;
 	unsigned max_threads;      /* threads map size, 0: 8192 */
 	bool force_raw_tp;         /* skip tp_btf (tests) */
+	const int32_t *pids;       /* ST_FILTER_PIDS: the initial tgid set, in place before */
+	size_t npids;              /* the programs attach (later: schedtrace_set_pids) */
 };
 
 struct schedtrace *schedtrace_open(const struct schedtrace_opts *o, char *err, size_t errlen);
@@ -95,8 +99,12 @@ void schedtrace_free(struct schedtrace *st);
 const char *schedtrace_mode(const struct schedtrace *st);
 /* fd of the pid-set map, to share with evtrace */
 int schedtrace_pids_fd(const struct schedtrace *st);
-/* replace the pid set (tgids) with pids[0..n); returns 0 or negative errno */
+/* replace the pid set (tgids) with pids[0..n) and advance the filter
+ * generation; returns 0 or negative errno */
 int schedtrace_set_pids(struct schedtrace *st, const int32_t *pids, size_t n);
+/* the filter generation now: a CPU whose st_cpu.curr_gen differs runs a
+ * slice classified under an older pid set */
+__u32 schedtrace_filter_gen(const struct schedtrace *st);
 /* number of CPUs the per-CPU maps have (libbpf_num_possible_cpus) */
 int schedtrace_ncpus(const struct schedtrace *st);
 /* sum of each CPU's struct st_cpu (out[cpu], cpu < n); mig_in[cpu] too.

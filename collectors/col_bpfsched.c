@@ -105,6 +105,19 @@ static int bs_open(struct col_ctx *ctx, void **state, char *why, size_t whylen)
 		o.cg_level = ctx->target.cg_level;
 	}
 	o.btf_path = ctx->btf_path;
+	if (o.filter == ST_FILTER_PIDS && ctx->npids) {
+		b->pids = malloc(ctx->npids * sizeof(*b->pids));
+		if (!b->pids) {
+			fsr_fmt(why, whylen, "out of memory");
+			ret = -ENOMEM;
+			goto fail;
+		}
+		memcpy(b->pids, ctx->pids, ctx->npids * sizeof(*b->pids));
+		qsort(b->pids, ctx->npids, sizeof(*b->pids), cmp_i32);
+		b->npids = ctx->npids;
+		o.pids = b->pids;
+		o.npids = b->npids;
+	}
 	b->st = schedtrace_open(&o, why, whylen);
 	if (!b->st) {
 		ret = -EIO;
@@ -175,6 +188,41 @@ static int read_runtime(const struct col_ctx *ctx, __u32 tid, uint64_t *rt)
 	return 0;
 }
 
+/* the tgid of thread tid (/proc/TID/status), -1 if unknown */
+static int32_t proc_tgid(const struct col_ctx *ctx, __u32 tid)
+{
+	char path[PATH_MAX], text[1024];
+	const char *t;
+	int32_t tgid;
+
+	if (fsr_read(col_path(ctx, path, sizeof(path), "/proc/%u/status", tid), text, sizeof(text)) <= 0)
+		return -1;
+	t = strstr(text, "\nTgid:");
+	if (!t || sscanf(t + 6, "%d", &tgid) != 1)
+		return -1;
+	return tgid;
+}
+
+static void proc_comm(const struct col_ctx *ctx, __u32 tid, char *comm, size_t len)
+{
+	char path[PATH_MAX];
+
+	if (fsr_read(col_path(ctx, path, sizeof(path), "/proc/%u/comm", tid), comm, len) <= 0)
+		comm[0] = 0;
+	comm[strcspn(comm, "\n")] = 0;
+}
+
+/* is tid a thread of a process in the pid set (b->pids, sorted)? */
+static bool tid_in_set(const struct col_ctx *ctx, const struct bstate *b, __u32 tid)
+{
+	int32_t tgid;
+
+	if (ctx->target.kind == SNAP_TARGET_SYSTEM)
+		return true;
+	tgid = proc_tgid(ctx, tid);
+	return tgid > 0 && b->npids && bsearch(&tgid, b->pids, b->npids, sizeof(*b->pids), cmp_i32);
+}
+
 static void on_thread(__u32 tid, const struct st_thread *t, void *arg)
 {
 	struct bstate *b = arg;
@@ -204,10 +252,13 @@ static void bs_sample(struct col_ctx *ctx, void *state, struct snap *s)
 	struct bstate *b = state;
 	uint64_t interval = col_delta(ctx->now_mono, ctx->prev_mono);
 	uint64_t online = ~0ULL, pend[SNAP_MAX_CPUS];
+	__u32 curr_cls[SNAP_MAX_CPUS];
+	__u32 gen;
 	char path[PATH_MAX], text[256];
 	int n;
 
 	push_pids(ctx, b);
+	gen = schedtrace_filter_gen(b->st);
 	n = schedtrace_read_cpus(b->st, b->cpus, b->mig, b->ncpus);
 	if (n < 0) {
 		snap_status_set(&s->cpus.st, SNAP_SRC_BPF, false, "bpf-sched: reading cpu_stats: %s", strerror(-n));
@@ -224,11 +275,18 @@ static void bs_sample(struct col_ctx *ctx, void *state, struct snap *s)
 		for (int k = 0; k < 3; k++)
 			cum[k] = c->busy_ns[k];
 		pend[i] = 0;
+		curr_cls[i] = ST_CLASS_IDLE;
 		if (c->curr_class != ST_CLASS_IDLE && c->curr_tid) {
 			uint64_t rt;
+			__u32 cls = c->curr_class;
 			if (!read_runtime(ctx, c->curr_tid, &rt) && rt > c->curr_rt0)
 				pend[i] = rt - c->curr_rt0;
-			cum[c->curr_class == ST_CLASS_TARGET ? ST_CLASS_TARGET : ST_CLASS_OTHER] += pend[i];
+			/* classified under an older pid set: the kernel classifies it
+			 * again at switch-out; do the same for the part now */
+			if (c->curr_gen != gen)
+				cls = tid_in_set(ctx, b, c->curr_tid) ? ST_CLASS_TARGET : ST_CLASS_OTHER;
+			cum[cls == ST_CLASS_TARGET ? ST_CLASS_TARGET : ST_CLASS_OTHER] += pend[i];
+			curr_cls[i] = cls;
 		}
 		o->cpu = i;
 		o->online = (online >> i) & 1;
@@ -278,11 +336,24 @@ static void bs_sample(struct col_ctx *ctx, void *state, struct snap *s)
 	/* the running slices of target threads */
 	for (int i = 0; i < n && i < SNAP_MAX_CPUS; i++) {
 		const struct st_cpu *c = &b->cpus[i];
-		if (c->curr_class != ST_CLASS_TARGET || !pend[i])
+		size_t k;
+		if (curr_cls[i] != ST_CLASS_TARGET || !pend[i])
 			continue;
-		for (size_t k = 0; k < b->ncur; k++)
+		for (k = 0; k < b->ncur; k++)
 			if (b->cur[k].tid == c->curr_tid)
-				b->cur[k].t.oncpu_ns += pend[i];
+				break;
+		if (k == b->ncur) {
+			/* running since before its first switch-out as a target: the
+			 * kernel has no record of it yet */
+			if (b->ncur >= b->cap)
+				continue;
+			memset(&b->cur[k], 0, sizeof(b->cur[k]));
+			b->cur[k].tid = c->curr_tid;
+			b->cur[k].t.tgid = (__u32)proc_tgid(ctx, c->curr_tid);
+			proc_comm(ctx, c->curr_tid, b->cur[k].t.comm, sizeof(b->cur[k].t.comm));
+			b->ncur++;
+		}
+		b->cur[k].t.oncpu_ns += pend[i];
 	}
 	qsort(b->cur, b->ncur, sizeof(*b->cur), cmp_tid);
 	s->threads.n = 0;

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sched.h>
+#include <time.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/bpf.h>
@@ -105,9 +106,82 @@ static void sched_mode(bool raw)
 		usleep(1000);
 	f.vol = 0;
 	schedtrace_read_threads(st, on_thread, &f);
-	/* the class is decided at switch-in: the slice running when the set
-	 * changed still counts, nothing after it */
-	assert_true(f.vol <= before + 1);
+	/* the slice running when the set changed is classified again at its
+	 * switch-out (the filter generation moved): nothing after the change
+	 * counts */
+	assert_int_equal(f.vol, before);
+	schedtrace_free(st);
+}
+
+static __u64 thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+}
+
+static void spin_cpu_ns(__u64 ns)
+{
+	__u64 t0 = thread_cpu_ns();
+
+	while (thread_cpu_ns() - t0 < ns)
+		;
+}
+
+struct oncpu {
+	__u32 tid;
+	__u64 ns;
+	bool seen;
+};
+
+static void on_thread_cpu(__u32 tid, const struct st_thread *t, void *arg)
+{
+	struct oncpu *f = arg;
+
+	if (tid == f->tid) {
+		f->ns = t->oncpu_ns;
+		f->seen = true;
+	}
+}
+
+/* the pid set given to schedtrace_open is in place before the programs
+ * attach; a slice that began under the old set and ends under the new one
+ * is charged by the new one */
+static void sched_gen(bool raw)
+{
+	int32_t me = getpid(), other = 1;
+	struct schedtrace_opts o = { .filter = ST_FILTER_PIDS, .force_raw_tp = raw, .pids = &me, .npids = 1 };
+	char err[512] = "";
+	struct schedtrace *st = schedtrace_open(&o, err, sizeof(err));
+	struct oncpu f = { .tid = (__u32)gettid() };
+
+	if (!st)
+		print_message("%s\n", err);
+	assert_non_null(st);
+	for (int i = 0; i < 10; i++)
+		usleep(1000);
+	assert_true(schedtrace_read_threads(st, on_thread_cpu, &f) >= 1);
+	assert_true(f.seen); /* the set from the options, no set_pids call */
+	schedtrace_free(st);
+
+	o.pids = &other;
+	st = schedtrace_open(&o, err, sizeof(err));
+	assert_non_null(st);
+	__u32 g0 = schedtrace_filter_gen(st);
+	usleep(1000);
+	spin_cpu_ns(5000000); /* a slice begins while we are not the target */
+	assert_int_equal(schedtrace_set_pids(st, &me, 1), 0);
+	assert_true(schedtrace_filter_gen(st) != g0);
+	spin_cpu_ns(30000000); /* 30 ms of CPU as the target */
+	usleep(1000);          /* switch out */
+	f.seen = false;
+	f.ns = 0;
+	schedtrace_read_threads(st, on_thread_cpu, &f);
+	print_message("on-CPU after the set changed mid-slice: %llu ns (>= 30 ms wanted)\n",
+		      (unsigned long long)f.ns);
+	assert_true(f.seen);
+	assert_true(f.ns >= 29000000ULL);
 	schedtrace_free(st);
 }
 
@@ -117,6 +191,7 @@ static void test_schedtrace_tp_btf(void **state)
 	if (!can_run())
 		skip();
 	sched_mode(false);
+	sched_gen(false);
 }
 
 static void test_schedtrace_raw_tp(void **state)
@@ -125,6 +200,7 @@ static void test_schedtrace_raw_tp(void **state)
 	if (!can_run())
 		skip();
 	sched_mode(true);
+	sched_gen(true);
 }
 
 struct evseen {
