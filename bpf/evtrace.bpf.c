@@ -101,25 +101,29 @@ static __always_inline struct ev_rec *ev_new(__u32 type)
 	return r;
 }
 
-static __always_inline int on_sys_enter(struct pt_regs *regs, long id)
+/* sched_setaffinity(pid, len, user_mask_ptr) entered: keep its arguments
+ * and the mask it asks for until the syscall returns */
+static __always_inline int aff_enter(__u32 pid, __u32 len, const void *uptr)
 {
 	struct pend p = {};
-	__u64 tid;
-	const void *uptr;
+	__u32 key = (__u32)bpf_get_current_pid_tgid();
 
-	if (id != nr_setaffinity)
-		return 0;
-	tid = (__u32)bpf_get_current_pid_tgid();
-	p.pid = (__u32)PT_REGS_PARM1_CORE_SYSCALL(regs);
-	p.len = (__u32)PT_REGS_PARM2_CORE_SYSCALL(regs);
-	uptr = (const void *)PT_REGS_PARM3_CORE_SYSCALL(regs);
+	p.pid = pid;
+	p.len = len;
 	if (p.len >= 8)
 		bpf_probe_read_user(&p.mask, 8, uptr);
 	else if (p.len >= 4)
 		bpf_probe_read_user(&p.mask, 4, uptr);
-	__u32 key = (__u32)tid;
 	bpf_map_update_elem(&pending, &key, &p, BPF_ANY);
 	return 0;
+}
+
+static __always_inline int on_sys_enter(struct pt_regs *regs, long id)
+{
+	if (id != nr_setaffinity)
+		return 0;
+	return aff_enter((__u32)PT_REGS_PARM1_CORE_SYSCALL(regs), (__u32)PT_REGS_PARM2_CORE_SYSCALL(regs),
+			 (const void *)PT_REGS_PARM3_CORE_SYSCALL(regs));
 }
 
 static __always_inline int on_sys_exit(long nr, long ret)
@@ -276,6 +280,36 @@ int BPF_PROG(aff_fexit, pid_t pid, const struct cpumask *in_mask, long ret)
 	bpf_get_current_comm(r->comm, sizeof(r->comm));
 	bpf_ringbuf_submit(r, 0);
 	return 0;
+}
+
+/* the per-syscall tracepoints (syscalls:sys_{enter,exit}_sched_setaffinity):
+ * they fire for this one syscall only, so other syscalls pay nothing. Their
+ * record (tracefs format): common fields (8 bytes), int __syscall_nr at 8,
+ * the arguments (or the return value) as 8-byte fields from 16. */
+struct sc_enter_rec {
+	__u64 common;
+	__s32 nr;
+	__u32 pad;
+	__u64 args[6];
+};
+
+struct sc_exit_rec {
+	__u64 common;
+	__s32 nr;
+	__u32 pad;
+	__s64 ret;
+};
+
+SEC("tracepoint/syscalls/sys_enter_sched_setaffinity")
+int aff_enter_tp(struct sc_enter_rec *ctx)
+{
+	return aff_enter((__u32)ctx->args[0], (__u32)ctx->args[1], (const void *)ctx->args[2]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_sched_setaffinity")
+int aff_exit_tp(struct sc_exit_rec *ctx)
+{
+	return on_sys_exit(nr_setaffinity, (long)ctx->ret);
 }
 
 SEC("tp_btf/sys_enter")

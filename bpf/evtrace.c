@@ -6,7 +6,10 @@
  * size) -> share schedtrace's pid set -> pick tp_btf or raw_tp -> load ->
  * attach. Affinity changes go through fexit/sched_setaffinity when the
  * kernel has BPF trampolines; if that load or attach fails, the whole object
- * is opened again with the raw syscall tracepoints instead. Records are drained once per tick with ring_buffer__consume, which
+ * is opened again with the tracepoints of that one syscall
+ * (syscalls:sys_{enter,exit}_sched_setaffinity; tracefs is mounted for their
+ * ids if it is not), and failing those with the raw syscall tracepoints,
+ * which every syscall of the machine pays for. Records are drained once per tick with ring_buffer__consume, which
  * never blocks. Errors are returned with a message, never printed.
  */
 #include "bpf/evtrace.h"
@@ -15,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -24,11 +28,19 @@
 #include "bpf/bpfutil.h"
 #include "bpf/evtrace.skel.h"
 
+/* how sched_setaffinity calls are caught, cheapest first */
+enum aff_how {
+	AFF_FEXIT,       /* fexit/sched_setaffinity: BPF trampolines */
+	AFF_SYSCALL_TP,  /* syscalls:sys_{enter,exit}_sched_setaffinity (tracefs) */
+	AFF_RAW_SYSCALLS /* raw_syscalls sys_enter/sys_exit: every syscall pays */
+};
+
 struct evtrace {
 	struct evtrace_bpf *skel;
 	struct ring_buffer *rb;
 	bool btf_mode;
-	bool fexit;                /* affinity through fexit/sched_setaffinity */
+	enum aff_how aff;          /* how sched_setaffinity is seen */
+	bool mounted_tracefs;      /* this loader mounted tracefs for it */
 	void (*cb)(const struct ev_rec *r, void *arg);
 	void *cb_arg;
 };
@@ -87,10 +99,30 @@ static int on_sample(void *ctx, void *data, size_t size)
 	return 0;
 }
 
-/* one attempt: fexit for affinity (or the syscall tracepoints), tp_btf or
- * raw_tp for the rest */
+/* the per-syscall tracepoints are classic tracepoints: libbpf reads their
+ * ids from tracefs. Where tracefs is not mounted (it may not be), mount it
+ * at its standard place; false if they still cannot be found. */
+static bool syscall_tp_ready(struct evtrace *ev)
+{
+	static const char *const ev_dirs[] = {
+		"/sys/kernel/tracing/events/syscalls/sys_enter_sched_setaffinity",
+		"/sys/kernel/debug/tracing/events/syscalls/sys_enter_sched_setaffinity",
+	};
+
+	for (size_t i = 0; i < sizeof(ev_dirs) / sizeof(ev_dirs[0]); i++)
+		if (!access(ev_dirs[i], F_OK))
+			return true;
+	if (access("/sys/kernel/tracing", F_OK) || access("/sys/kernel/tracing/events", F_OK) == 0)
+		return false; /* no mount point, or tracefs without syscall events */
+	if (mount("nodev", "/sys/kernel/tracing", "tracefs", 0, NULL))
+		return false;
+	ev->mounted_tracefs = true;
+	return !access(ev_dirs[0], F_OK);
+}
+
+/* one attempt: affinity the way `aff` says, tp_btf or raw_tp for the rest */
 static int try_open(struct evtrace *ev, const struct evtrace_opts *o, const char *btf,
-		    bool use_fexit, char *err, size_t errlen)
+		    enum aff_how aff, char *err, size_t errlen)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, oo);
 	long page;
@@ -130,11 +162,14 @@ static int try_open(struct evtrace *ev, const struct evtrace_opts *o, const char
 			bpf_program__set_autoload(btfp[i], ev->btf_mode);
 			bpf_program__set_autoload(rawp[i], !ev->btf_mode);
 		}
-		bpf_program__set_autoload(ev->skel->progs.aff_fexit, use_fexit);
-		bpf_program__set_autoload(ev->skel->progs.sys_enter_btf, !use_fexit && ev->btf_mode);
-		bpf_program__set_autoload(ev->skel->progs.sys_exit_btf, !use_fexit && ev->btf_mode);
-		bpf_program__set_autoload(ev->skel->progs.sys_enter_raw, !use_fexit && !ev->btf_mode);
-		bpf_program__set_autoload(ev->skel->progs.sys_exit_raw, !use_fexit && !ev->btf_mode);
+		bool raw_sc = aff == AFF_RAW_SYSCALLS;
+		bpf_program__set_autoload(ev->skel->progs.aff_fexit, aff == AFF_FEXIT);
+		bpf_program__set_autoload(ev->skel->progs.aff_enter_tp, aff == AFF_SYSCALL_TP);
+		bpf_program__set_autoload(ev->skel->progs.aff_exit_tp, aff == AFF_SYSCALL_TP);
+		bpf_program__set_autoload(ev->skel->progs.sys_enter_btf, raw_sc && ev->btf_mode);
+		bpf_program__set_autoload(ev->skel->progs.sys_exit_btf, raw_sc && ev->btf_mode);
+		bpf_program__set_autoload(ev->skel->progs.sys_enter_raw, raw_sc && !ev->btf_mode);
+		bpf_program__set_autoload(ev->skel->progs.sys_exit_raw, raw_sc && !ev->btf_mode);
 	}
 	ret = evtrace_bpf__load(ev->skel);
 	if (ret) {
@@ -146,7 +181,7 @@ static int try_open(struct evtrace *ev, const struct evtrace_opts *o, const char
 		set_err(err, errlen, ev->btf_mode ? "attaching tp_btf programs" : "attaching raw_tp programs", ret);
 		return ret;
 	}
-	ev->fexit = use_fexit;
+	ev->aff = aff;
 	return 0;
 }
 
@@ -166,16 +201,25 @@ struct evtrace *evtrace_open(const struct evtrace_opts *o, char *err, size_t err
 		goto fail;
 	ev->btf_mode = !o->force_raw_tp && !btf && bpfutil_probe_tp_btf("sys_enter");
 	ret = -1;
-	if (ev->btf_mode) {
-		ret = try_open(ev, o, btf, true, err, errlen);
+	/* cheapest first: fexit (BPF trampolines), then the two tracepoints of
+	 * this one syscall, then the raw syscall tracepoints that every syscall
+	 * of the machine runs through */
+	if (ev->btf_mode && !o->no_fexit) {
+		ret = try_open(ev, o, btf, AFF_FEXIT, err, errlen);
 		if (ret) {
-			/* no trampolines here: the syscall tracepoints instead */
+			evtrace_bpf__destroy(ev->skel);
+			ev->skel = NULL;
+		}
+	}
+	if (ret && !o->no_syscall_tp && syscall_tp_ready(ev)) {
+		ret = try_open(ev, o, btf, AFF_SYSCALL_TP, err, errlen);
+		if (ret) {
 			evtrace_bpf__destroy(ev->skel);
 			ev->skel = NULL;
 		}
 	}
 	if (ret) {
-		ret = try_open(ev, o, btf, false, err, errlen);
+		ret = try_open(ev, o, btf, AFF_RAW_SYSCALLS, err, errlen);
 		if (ret)
 			goto fail;
 	}
@@ -202,9 +246,12 @@ void evtrace_free(struct evtrace *ev)
 
 const char *evtrace_mode(const struct evtrace *ev)
 {
-	if (ev->fexit)
-		return "tp_btf, fexit";
-	return ev->btf_mode ? "tp_btf" : "raw_tp";
+	static const char *const names[2][3] = {
+		{ "raw_tp, fexit", "raw_tp, syscall tracepoints", "raw_tp, raw syscalls" },
+		{ "tp_btf, fexit", "tp_btf, syscall tracepoints", "tp_btf, raw syscalls" },
+	};
+
+	return names[ev->btf_mode][ev->aff];
 }
 
 int evtrace_poll(struct evtrace *ev, void (*cb)(const struct ev_rec *r, void *arg), void *arg)
@@ -238,6 +285,8 @@ int evtrace_syscall_stats(const struct evtrace *ev, __u64 *run_time_ns, __u64 *r
 	struct bpf_program *progs[] = {
 		ev->skel->progs.sys_enter_btf, ev->skel->progs.sys_exit_btf,
 		ev->skel->progs.sys_enter_raw, ev->skel->progs.sys_exit_raw,
+		ev->skel->progs.aff_enter_tp, ev->skel->progs.aff_exit_tp,
+		ev->skel->progs.aff_fexit,
 	};
 
 	*run_time_ns = *run_cnt = 0;

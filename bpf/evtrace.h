@@ -59,19 +59,24 @@ struct evtrace_opts {
 	int pids_fd;              /* share schedtrace's pid set; -1: own (empty) map */
 	const char *btf_path;
 	bool force_raw_tp;
+	bool no_fexit;            /* tests: skip fexit/sched_setaffinity */
+	bool no_syscall_tp;       /* tests: skip the per-syscall tracepoints */
 };
 
 /* open -> configure -> load -> attach; NULL with a message in err */
 struct evtrace *evtrace_open(const struct evtrace_opts *o, char *err, size_t errlen);
 void evtrace_free(struct evtrace *ev);
+/* "<tp_btf|raw_tp>, <fexit|syscall tracepoints|raw syscalls>": how the
+ * programs attached, and how sched_setaffinity is caught */
 const char *evtrace_mode(const struct evtrace *ev);
 /* drain the ring buffer without waiting: cb for every record; returns the
  * number of records or negative errno. */
 int evtrace_poll(struct evtrace *ev, void (*cb)(const struct ev_rec *r, void *arg), void *arg);
 /* records the kernel could not put in the ring (full), cumulative */
 __u64 evtrace_lost(struct evtrace *ev);
-/* run-time statistics (kernel.bpf_stats_enabled) of the programs that run on
- * every syscall (sys_enter + sys_exit; zero with fexit) */
+/* run-time statistics (kernel.bpf_stats_enabled) of the programs that catch
+ * sched_setaffinity: with raw syscalls they run on every syscall of the
+ * machine; otherwise on that syscall only */
 int evtrace_syscall_stats(const struct evtrace *ev, __u64 *run_time_ns, __u64 *run_cnt);
 #endif
 

@@ -214,15 +214,17 @@ static void on_ev(const struct ev_rec *r, void *arg)
 	struct evseen *e = arg;
 
 	if (r->type == EV_AFFINITY && r->caller == (__u32)gettid()) {
-		e->n++;
+		if (++e->n == 1)
+			e->mask = r->mask[0]; /* the first call's */
 		e->pid = r->pid;
-		e->mask = r->mask[0];
 	}
 }
 
-static void ev_mode(bool raw)
+/* one affinity path: no_fexit / no_syscall_tp rule out the cheaper ones */
+static void ev_path(bool raw, bool no_fexit, bool no_sctp)
 {
-	struct evtrace_opts o = { .filter = ST_FILTER_NONE, .pids_fd = -1, .force_raw_tp = raw };
+	struct evtrace_opts o = { .filter = ST_FILTER_NONE, .pids_fd = -1, .force_raw_tp = raw,
+				  .no_fexit = no_fexit, .no_syscall_tp = no_sctp };
 	char err[512] = "";
 	struct evtrace *ev = evtrace_open(&o, err, sizeof(err));
 	cpu_set_t old, set;
@@ -230,8 +232,15 @@ static void ev_mode(bool raw)
 	if (!ev)
 		print_message("%s\n", err);
 	assert_non_null(ev);
+	print_message("evtrace mode: %s\n", evtrace_mode(ev));
 	/* "tp_btf, fexit" where trampolines work */
 	assert_true(!strncmp(evtrace_mode(ev), raw ? "raw_tp" : "tp_btf", 6));
+	if (no_fexit)
+		assert_null(strstr(evtrace_mode(ev), "fexit"));
+	if (no_sctp)
+		assert_null(strstr(evtrace_mode(ev), "syscall tracepoints"));
+	if (no_fexit && no_sctp)
+		assert_non_null(strstr(evtrace_mode(ev), "raw syscalls"));
 	assert_int_equal(sched_getaffinity(0, sizeof(old), &old), 0);
 	CPU_ZERO(&set);
 	CPU_SET(0, &set);
@@ -241,7 +250,16 @@ static void ev_mode(bool raw)
 	assert_true(evtrace_poll(ev, on_ev, &e) >= 2);
 	assert_int_equal(e.n, 2);
 	assert_int_equal(e.pid, (__u32)gettid()); /* pid 0 means the caller */
+	assert_int_equal(e.mask, 1);              /* the mask asked for first */
 	evtrace_free(ev);
+}
+
+/* every affinity path this kernel offers, cheapest first */
+static void ev_mode(bool raw)
+{
+	ev_path(raw, false, false);
+	ev_path(raw, true, false);
+	ev_path(raw, true, true);
 }
 
 static void test_evtrace_tp_btf(void **state)
