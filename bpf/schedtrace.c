@@ -11,6 +11,8 @@
 #include "bpf/schedtrace.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +61,48 @@ static void set_err(char *err, size_t errlen, const char *what, int e)
 	bpfutil_last_log(log, sizeof(log));
 	snprintf(err, errlen, "bpf-sched: %s: %s%s%s", what, strerror(e < 0 ? -e : e),
 		 log[0] ? "; libbpf: " : "", log);
+}
+
+/* A CPU's record learns who runs there at its first switch after attach; a
+ * spinner alone on a CPU may not be switched out for seconds, and until then
+ * its time is nobody's. So visit every online CPU once from a short-lived
+ * thread (pinning itself to each in turn): each visit is a switch there,
+ * charging the running task's slice and recording it. The caller's own
+ * affinity is left alone. */
+static void *prime_thread(void *arg)
+{
+	cpu_set_t all, one;
+
+	(void)arg;
+	if (sched_getaffinity(0, sizeof(all), &all))
+		return NULL;
+	for (int c = 0; c < CPU_SETSIZE; c++) {
+		if (!CPU_ISSET(c, &all))
+			continue;
+		CPU_ZERO(&one);
+		CPU_SET(c, &one);
+		if (!sched_setaffinity(0, sizeof(one), &one))
+			sched_yield();
+	}
+	return NULL;
+}
+
+static void prime_cpus(void)
+{
+	pthread_t t;
+	pthread_attr_t a;
+	cpu_set_t all;
+
+	/* the thread may use every online CPU, whatever the caller is pinned to */
+	CPU_ZERO(&all);
+	for (long c = 0, n = sysconf(_SC_NPROCESSORS_CONF); c < n && c < CPU_SETSIZE; c++)
+		CPU_SET((int)c, &all);
+	if (pthread_attr_init(&a))
+		return;
+	pthread_attr_setaffinity_np(&a, sizeof(all), &all);
+	if (!pthread_create(&t, &a, prime_thread, NULL))
+		pthread_join(t, NULL);
+	pthread_attr_destroy(&a);
 }
 
 struct schedtrace *schedtrace_open(const struct schedtrace_opts *o, char *err, size_t errlen)
@@ -151,6 +195,7 @@ struct schedtrace *schedtrace_open(const struct schedtrace_opts *o, char *err, s
 		set_err(err, errlen, st->btf_mode ? "attaching tp_btf programs" : "attaching raw_tp programs", ret);
 		goto fail;
 	}
+	prime_cpus();
 	return st;
 fail:
 	schedtrace_free(st);

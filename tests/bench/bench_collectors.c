@@ -16,9 +16,10 @@
  *       BPF statistics (kernel.bpf_stats_enabled), runs the ping-pong, and
  *       prints the sched_switch program's run_time_ns / run_cnt.
  *   bench-collectors evcost SECONDS
- *       loads bpf/evtrace and reports the cost of the programs that run on
- *       every syscall (sys_enter/sys_exit, when fexit is not available)
- *       during the ping-pong.
+ *       loads bpf/evtrace and reports the cost of the programs that catch
+ *       sched_setaffinity during the ping-pong: they run on every syscall
+ *       only where neither fexit nor the syscall's own tracepoints work
+ *       (mode "... raw syscalls").
  * Output is one "key value" line per figure, for tests/bench/run.sh.
  */
 #include <errno.h>

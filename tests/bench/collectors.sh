@@ -37,7 +37,12 @@ for f in pid system; do
 	echo "| $(echo "$out" | val mode) | $f | $(echo "$out" | val ns_per_switch) | $(echo "$out" | val switch_events) |"
 done
 out=$("$BIN/bench-collectors" evcost "$S") || { echo "bench-collectors evcost failed"; exit 1; }
-echo "| evtrace ($(echo "$out" | val mode)) | sys_enter+sys_exit programs, every syscall | $(echo "$out" | val ns_per_syscall_prog) | $(echo "$out" | val syscall_prog_runs) |"
+mode=$(echo "$out" | val mode)
+case $mode in
+*"raw syscalls") what="sys_enter+sys_exit programs, every syscall" ;;
+*) what="affinity programs, sched_setaffinity only" ;;
+esac
+echo "| evtrace ($mode) | $what | $(echo "$out" | val ns_per_syscall_prog) | $(echo "$out" | val syscall_prog_runs) |"
 echo
 
 sh -c 'echo $$ > "$0"; exec sleep 600' "$TMP/sleeper.pid" &

@@ -72,14 +72,20 @@ ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a>=b) }'; }
 le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a<=b) }'; }
 
 # ---- pinned spinner: target busy on CPU 1, idle on CPU 0 --------------------
+# The BPF profile runs 3 ticks; the procfs one starts once the BPF one has
+# printed its first (its programs loaded: under emulation that load is
+# seconds of CPU 0) and covers the same last two ticks, give or take the
+# start-up of a procfs profile.
 spin 1
-a=$(cpu_line 1)
-"$E" profile --pid "$SPIN" --interval 1s --count 2 --json > "$TMP/spin.json" 2>"$TMP/spin.err" &
+"$E" profile --pid "$SPIN" --interval 1s --count 3 --json > "$TMP/spin3.json" 2>"$TMP/spin.err" &
 BP=$!
+for _ in $(seq 1 300); do [ -s "$TMP/spin3.json" ] && break; kill -0 $BP 2>/dev/null || break; sleep 0.05; done
+a=$(cpu_line 1)
 "$E" profile --no-bpf --pid "$SPIN" --interval 1s --count 2 --json > "$TMP/spinp.json" 2>/dev/null
 wait $BP
 b=$(cpu_line 1)
 stop_spin
+tail -n +2 "$TMP/spin3.json" > "$TMP/spin.json"
 ps1=$(busy_pct "$a" "$b")
 t1=$(jq -s '[.[].cpus.cpu[1].target_pct] | add / length' "$TMP/spin.json")
 t0=$(jq -s '[.[].cpus.cpu[0].target_pct] | add / length' "$TMP/spin.json")

@@ -78,6 +78,19 @@ static void sched_mode(bool raw)
 		print_message("%s\n", err);
 	assert_non_null(st);
 	assert_string_equal(schedtrace_mode(st), raw ? "raw_tp" : "tp_btf");
+	{
+		/* open visited every CPU: each has seen a switch, so each knows
+		 * what runs there (a lone spinner is not left uncounted) */
+		struct st_cpu c0[64];
+		__u64 m0[64];
+		cpu_set_t all;
+		int nc = schedtrace_read_cpus(st, c0, m0, 64);
+		assert_true(nc >= 1);
+		assert_int_equal(sched_getaffinity(0, sizeof(all), &all), 0);
+		for (int i = 0; i < nc; i++)
+			if (CPU_ISSET(i, &all))
+				assert_true(c0[i].switches >= 1);
+	}
 	int32_t me = getpid();
 	assert_int_equal(schedtrace_set_pids(st, &me, 1), 0);
 	for (int i = 0; i < 50; i++)
