@@ -30,6 +30,9 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile __u32 filter_mode = ST_FILTER_NONE;
 const volatile __u64 target_cgid = 0;
 const volatile __s32 target_level = 0;
+/* run-queue latency from the scheduler's own sched_info.run_delay (set by
+ * the loader where the kernel has it): no wakeup programs at all */
+const volatile bool use_run_delay = false;
 /* advanced by user space each time it changes target_pids */
 volatile __u32 filter_gen = 0;
 
@@ -79,6 +82,15 @@ struct {
 } target_pids SEC(".maps");
 
 static const struct st_thread zero_thread;
+
+/* CONFIG_SCHED_INFO: the task's total time waiting on a run queue (ns),
+ * brought up to date when it is switched in */
+struct sched_info___edge {
+	unsigned long long run_delay;
+} __attribute__((preserve_access_index));
+struct task_struct___edge {
+	struct sched_info___edge sched_info;
+} __attribute__((preserve_access_index));
 
 /* older kernels: task_struct.state, cgroup.ancestor_ids[] */
 struct task_struct___old {
@@ -168,6 +180,43 @@ static __always_inline __u64 start_take(struct task_struct *t, __u32 pid, bool b
 	return ts;
 }
 
+static __always_inline __u64 run_delay(struct task_struct *t, bool btf)
+{
+	struct task_struct___edge *e = (void *)t;
+
+	if (!bpf_core_field_exists(e->sched_info))
+		return 0;
+	return btf ? e->sched_info.run_delay : BPF_CORE_READ(e, sched_info.run_delay);
+}
+
+/* the run-delay mode: prev (a target) leaves the CPU; its run_delay grew,
+ * since it last left a CPU, by the wait before the slice now ending. The
+ * last value is kept with the task (task storage / tid hash, as the wakeup
+ * time is in the other mode), +1 so that 0 means none yet. */
+static __always_inline __u32 run_delay_bucket(struct task_struct *t, __u32 pid, bool btf)
+{
+	__u64 rd = run_delay(t, btf) + 1, last = 0;
+
+	if (btf) {
+		__u64 *v = bpf_task_storage_get(&start_ts, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (!v)
+			return 0;
+		last = *v;
+		*v = rd;
+	} else {
+		__u64 *v = bpf_map_lookup_elem(&start, &pid);
+		if (v) {
+			last = *v;
+			*v = rd;
+		} else {
+			bpf_map_update_elem(&start, &pid, &rd, BPF_ANY);
+		}
+	}
+	if (!last || rd < last)
+		return 0;
+	return rq_bucket(rd - last) + 1;
+}
+
 static __always_inline __u64 runtime(struct task_struct *t, bool btf)
 {
 	return btf ? t->se.sum_exec_runtime : BPF_CORE_READ(t, se.sum_exec_runtime);
@@ -218,7 +267,20 @@ static __always_inline int on_switch(bool preempt, struct task_struct *prev,
 			struct st_thread *th = thread_get(prev_pid, prev, btf);
 			bool invol = preempt || task_state(prev, btf) == TASK_RUNNING;
 			if (th) {
-				__u32 b = prev_pid == c->curr_tid ? c->curr_bucket : 0;
+				__u32 b;
+				if (use_run_delay) {
+					b = run_delay_bucket(prev, prev_pid, btf);
+					if (b) {
+						__u32 ci = b - 1;
+						asm volatile("" : "+r"(ci));
+						if (ci < ST_RQ_BUCKETS) {
+							c->rq_count++;
+							c->rq_hist[ci]++;
+						}
+					}
+				} else {
+					b = prev_pid == c->curr_tid ? c->curr_bucket : 0;
+				}
 				th->oncpu_ns += delta;
 				if (invol)
 					th->invol++;
@@ -235,7 +297,7 @@ static __always_inline int on_switch(bool preempt, struct task_struct *prev,
 				}
 			}
 			/* preempted: back on the run queue from now */
-			if (invol) {
+			if (invol && !use_run_delay) {
 				now = bpf_ktime_get_ns();
 				start_set(prev, prev_pid, now, btf);
 			}
@@ -251,7 +313,7 @@ static __always_inline int on_switch(bool preempt, struct task_struct *prev,
 	if (next_class != ST_CLASS_IDLE)
 		c->curr_rt0 = runtime(next, btf);
 
-	if (next_class == ST_CLASS_TARGET) {
+	if (next_class == ST_CLASS_TARGET && !use_run_delay) {
 		__u64 ts = start_take(next, next_pid, btf);
 		if (ts) {
 			if (!now)

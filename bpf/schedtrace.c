@@ -36,6 +36,7 @@ struct schedtrace {
 	struct st_thread *thbuf;   /* ncpus */
 	__u64 *pidbits;            /* target_pids mapped: bit tgid%64 of word tgid/64 */
 	size_t npidwords;
+	bool run_delay;            /* run-queue waits from sched_info.run_delay */
 	int32_t *pids;             /* the set now in pidbits */
 	size_t npids;
 };
@@ -151,6 +152,11 @@ struct schedtrace *schedtrace_open(const struct schedtrace_opts *o, char *err, s
 		bpf_map__set_max_entries(st->skel->maps.threads, o->max_threads);
 		bpf_map__set_max_entries(st->skel->maps.start, o->max_threads);
 	}
+	/* /proc/PID/schedstat exists exactly where the kernel keeps sched_info
+	 * (CONFIG_SCHED_INFO): then run-queue waits come from its run_delay and
+	 * no program runs on wakeups */
+	st->run_delay = !o->no_run_delay && !access("/proc/self/schedstat", R_OK);
+	st->skel->rodata->use_run_delay = st->run_delay;
 	st->btf_mode = !o->force_raw_tp && !btf && bpfutil_probe_tp_btf("sched_switch");
 	{
 		struct bpf_program *btfp[] = {
@@ -164,8 +170,9 @@ struct schedtrace *schedtrace_open(const struct schedtrace_opts *o, char *err, s
 			st->skel->progs.exec_raw,
 		};
 		for (size_t i = 0; i < sizeof(btfp) / sizeof(btfp[0]); i++) {
-			bpf_program__set_autoload(btfp[i], st->btf_mode);
-			bpf_program__set_autoload(rawp[i], !st->btf_mode);
+			bool wakeup = i == 1 || i == 2;
+			bpf_program__set_autoload(btfp[i], st->btf_mode && !(wakeup && st->run_delay));
+			bpf_program__set_autoload(rawp[i], !st->btf_mode && !(wakeup && st->run_delay));
 		}
 	}
 	ret = schedtrace_bpf__load(st->skel);
@@ -214,6 +221,11 @@ void schedtrace_free(struct schedtrace *st)
 	free(st->migbuf);
 	free(st->thbuf);
 	free(st);
+}
+
+bool schedtrace_run_delay(const struct schedtrace *st)
+{
+	return st->run_delay;
 }
 
 const char *schedtrace_mode(const struct schedtrace *st)
@@ -344,4 +356,27 @@ int schedtrace_switch_stats(const struct schedtrace *st, __u64 *run_time_ns, __u
 	struct bpf_program *p = st->btf_mode ? st->skel->progs.switch_btf : st->skel->progs.switch_raw;
 
 	return bpfutil_prog_stats(bpf_program__fd(p), run_time_ns, run_cnt);
+}
+
+int schedtrace_all_stats(const struct schedtrace *st, __u64 *run_time_ns, __u64 *run_cnt)
+{
+	struct bpf_program *progs[] = {
+		st->skel->progs.switch_btf, st->skel->progs.wakeup_btf, st->skel->progs.wakeup_new_btf,
+		st->skel->progs.migrate_btf, st->skel->progs.exec_btf, st->skel->progs.switch_raw,
+		st->skel->progs.wakeup_raw, st->skel->progs.wakeup_new_raw, st->skel->progs.migrate_raw,
+		st->skel->progs.exec_raw,
+	};
+	int n = 0;
+
+	*run_time_ns = *run_cnt = 0;
+	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
+		__u64 t, c;
+		int fd = bpf_program__fd(progs[i]);
+		if (fd < 0 || bpfutil_prog_stats(fd, &t, &c))
+			continue;
+		*run_time_ns += t;
+		*run_cnt += c;
+		n++;
+	}
+	return n ? 0 : -ENOENT;
 }

@@ -89,6 +89,8 @@ struct schedtrace_opts {
 	const char *btf_path;
 	unsigned max_threads;      /* threads map size, 0: 8192 */
 	bool force_raw_tp;         /* skip tp_btf (tests) */
+	bool no_run_delay;         /* run-queue waits from wakeup programs even where
+	                              sched_info.run_delay exists (tests, benchmarks) */
 	const int32_t *pids;       /* ST_FILTER_PIDS: the initial tgid set, in place before */
 	size_t npids;              /* the programs attach (later: schedtrace_set_pids) */
 };
@@ -97,6 +99,10 @@ struct schedtrace *schedtrace_open(const struct schedtrace_opts *o, char *err, s
 void schedtrace_free(struct schedtrace *st);
 /* "tp_btf" or "raw_tp": how the programs are attached */
 const char *schedtrace_mode(const struct schedtrace *st);
+/* true: run-queue waits come from the kernel's sched_info.run_delay, taken
+ * at each target slice's switch-out, and no program runs on wakeups; false:
+ * sched_wakeup / sched_wakeup_new stamp target tasks, sched_switch measures */
+bool schedtrace_run_delay(const struct schedtrace *st);
 /* fd of the pid-set map, to share with evtrace */
 int schedtrace_pids_fd(const struct schedtrace *st);
 /* replace the pid set (tgids) with pids[0..n) and advance the filter
@@ -118,6 +124,8 @@ int schedtrace_read_threads(struct schedtrace *st,
 void schedtrace_forget_thread(struct schedtrace *st, __u32 tid);
 /* run-time statistics of the sched_switch program (kernel.bpf_stats_enabled) */
 int schedtrace_switch_stats(const struct schedtrace *st, __u64 *run_time_ns, __u64 *run_cnt);
+/* the same summed over every program loaded (switch, wakeups, migrations, exec) */
+int schedtrace_all_stats(const struct schedtrace *st, __u64 *run_time_ns, __u64 *run_cnt);
 #endif
 
 #endif

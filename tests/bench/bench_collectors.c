@@ -9,12 +9,15 @@
  *       both processes used per round trip (getrusage: independent of other
  *       load on the machine, and BPF programs are charged to the task they
  *       run in).
- *   bench-collectors bpfcost SECONDS [system|pid]
+ *   bench-collectors bpfcost SECONDS [system|pid] [wakeup]
  *       loads bpf/schedtrace (filter none: every task is a target, the worst
  *       case; or pid: a pid set holding only an idle process, the common
  *       case where almost every task is untraced), switches on the kernel's
  *       BPF statistics (kernel.bpf_stats_enabled), runs the ping-pong, and
- *       prints the sched_switch program's run_time_ns / run_cnt.
+ *       prints the sched_switch program's run_time_ns / run_cnt, and the
+ *       run time of all its programs (wakeups too) per switch event.
+ *       "wakeup": run-queue latency from the wakeup programs even where
+ *       the kernel's sched_info.run_delay would serve.
  *   bench-collectors evcost SECONDS
  *       loads bpf/evtrace and reports the cost of the programs that catch
  *       sched_setaffinity during the ping-pong: they run on every syscall
@@ -147,7 +150,9 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "bpfcost")) {
 		bool pidmode = argc > 3 && !strcmp(argv[3], "pid");
-		struct schedtrace_opts o = { .filter = pidmode ? ST_FILTER_PIDS : ST_FILTER_NONE };
+		struct schedtrace_opts o = { .filter = pidmode ? ST_FILTER_PIDS : ST_FILTER_NONE,
+					     .no_run_delay = argc > 4 && !strcmp(argv[4], "wakeup") };
+		__u64 at0 = 0, ac0 = 0, at1 = 0, ac1 = 0;
 		char err[512];
 		__u64 rt0 = 0, rc0 = 0, rt1 = 0, rc1 = 0;
 		int ret = 1;
@@ -166,8 +171,10 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		schedtrace_switch_stats(st, &rt0, &rc0);
+		schedtrace_all_stats(st, &at0, &ac0);
 		double r = pingpong(secs);
 		schedtrace_switch_stats(st, &rt1, &rc1);
+		schedtrace_all_stats(st, &at1, &ac1);
 		set_bpf_stats(0);
 		if (rc1 <= rc0) {
 			fprintf(stderr, "bench-collectors: no sched_switch events counted\n");
@@ -178,6 +185,9 @@ int main(int argc, char **argv)
 		printf("roundtrips_per_s %.0f\n", r);
 		printf("switch_events %llu\n", (unsigned long long)(rc1 - rc0));
 		printf("ns_per_switch %.1f\n", (double)(rt1 - rt0) / (double)(rc1 - rc0));
+		printf("rq_source %s\n", schedtrace_run_delay(st) ? "run_delay" : "wakeup");
+		printf("all_prog_runs %llu\n", (unsigned long long)(ac1 - ac0));
+		printf("all_ns_per_switch %.1f\n", (double)(at1 - at0) / (double)(rc1 - rc0));
 		ret = 0;
 out:
 		schedtrace_free(st);

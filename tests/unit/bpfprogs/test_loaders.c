@@ -58,19 +58,22 @@ static bool can_run(void)
 struct found {
 	__u32 tid;
 	__u64 vol;
+	__u64 rq_count;
 };
 
 static void on_thread(__u32 tid, const struct st_thread *t, void *arg)
 {
 	struct found *f = arg;
 
-	if (tid == f->tid)
+	if (tid == f->tid) {
 		f->vol = t->vol;
+		f->rq_count = t->rq_count;
+	}
 }
 
-static void sched_mode(bool raw)
+static void sched_mode(bool raw, bool wakeups)
 {
-	struct schedtrace_opts o = { .filter = ST_FILTER_PIDS, .force_raw_tp = raw };
+	struct schedtrace_opts o = { .filter = ST_FILTER_PIDS, .force_raw_tp = raw, .no_run_delay = wakeups };
 	char err[512] = "";
 	struct schedtrace *st = schedtrace_open(&o, err, sizeof(err));
 
@@ -98,6 +101,13 @@ static void sched_mode(bool raw)
 	struct found f = { .tid = (__u32)gettid() };
 	assert_true(schedtrace_read_threads(st, on_thread, &f) >= 1);
 	assert_true(f.vol >= 40);
+	/* a run-queue wait per slice, whichever way it is measured */
+	print_message("run-queue waits from %s: %llu for 50 sleeps\n",
+		      schedtrace_run_delay(st) ? "sched_info.run_delay" : "wakeup programs",
+		      (unsigned long long)f.rq_count);
+	if (wakeups)
+		assert_false(schedtrace_run_delay(st));
+	assert_true(f.rq_count >= 40);
 	struct st_cpu cpus[64];
 	__u64 mig[64];
 	int n = schedtrace_read_cpus(st, cpus, mig, 64);
@@ -203,7 +213,8 @@ static void test_schedtrace_tp_btf(void **state)
 	(void)state;
 	if (!can_run())
 		skip();
-	sched_mode(false);
+	sched_mode(false, false);
+	sched_mode(false, true);
 	sched_gen(false);
 }
 
@@ -212,7 +223,8 @@ static void test_schedtrace_raw_tp(void **state)
 	(void)state;
 	if (!can_run())
 		skip();
-	sched_mode(true);
+	sched_mode(true, false);
+	sched_mode(true, true);
 	sched_gen(true);
 }
 
