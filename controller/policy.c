@@ -595,7 +595,7 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 			memset(d, 0, sizeof(*d));
 			d->policy = POL_BANDWIDTH;
 			d->action = POL_ACT_SET_WEIGHT;
-			snprintf(d->target, sizeof(d->target), "%s", c->cgroup);
+			snprintf(d->target, sizeof(d->target), "%s", env->weight_cg[0] ? env->weight_cg : c->cgroup);
 			d->from = env->core_weight;
 			d->to = c->core_weight;
 			fmt(d->reason, sizeof(d->reason), "ttft p99 %.0f ms > target %.0f ms +%.0f%%: core weight %" PRId64 " -> %" PRId64,
@@ -667,7 +667,7 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 		memset(d, 0, sizeof(*d));
 		d->policy = POL_BANDWIDTH;
 		d->action = POL_ACT_SET_WEIGHT;
-		snprintf(d->target, sizeof(d->target), "%s", c->cgroup);
+		snprintf(d->target, sizeof(d->target), "%s", env->weight_cg[0] ? env->weight_cg : c->cgroup);
 		d->from = env->core_weight;
 		d->to = m->core_weight_orig;
 		fmt(d->reason, sizeof(d->reason), "ttft p99 %.0f ms < target %.0f ms -%.0f%%: core weight back to %" PRId64,
@@ -677,6 +677,55 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 	if (!nd)
 		fmt(why, whylen, "ttft p99 %.0f ms under target, nothing to give back", p99);
 	return nd;
+}
+
+/* length of the first `depth` components of path p (no leading '/') */
+static size_t prefix_len(const char *p, int depth)
+{
+	size_t i = 0;
+
+	for (int k = 0; k < depth && p[i]; k++) {
+		while (p[i] && p[i] != '/')
+			i++;
+		if (k + 1 < depth && p[i] == '/')
+			i++;
+	}
+	return i;
+}
+
+void pol_weight_cgroup(const char *core, const char (*nb)[CCFG_STR], int n, char *out, size_t outlen)
+{
+	int keep = -1; /* components of the core's path to keep */
+
+	while (*core == '/')
+		core++;
+	for (int i = 0; i < n; i++) {
+		const char *a = core, *b = nb[i];
+		int common = 0;
+
+		while (*b == '/')
+			b++;
+		/* count the leading components the two paths share */
+		for (;;) {
+			size_t la = strcspn(a, "/"), lb = strcspn(b, "/");
+			if (!la || la != lb || strncmp(a, b, la))
+				break;
+			common++;
+			a += la;
+			b += lb;
+			if (*a != '/' || *b != '/')
+				break;
+			a++;
+			b++;
+		}
+		if (keep < 0 || common + 1 < keep)
+			keep = common + 1;
+	}
+	if (keep < 0) {
+		snprintf(out, outlen, "%s", core);
+		return;
+	}
+	snprintf(out, outlen, "%.*s", (int)prefix_len(core, keep), core);
 }
 
 static int cmp_double(const void *a, const void *b)

@@ -72,7 +72,11 @@ struct pol_env {
 	int nworkers;
 	pid_t worker_tid[POL_MAX_WORKERS];
 	cpu_set_t worker_mask[POL_MAX_WORKERS]; /* each worker's affinity as read back */
-	int64_t core_weight;     /* the core cgroup's weight now */
+	int64_t core_weight;     /* the weight of weight_cg now */
+	/* where the core's weight counts: its ancestor (or itself) that is a
+	 * child of the lowest common ancestor with the neighbours, since CPU
+	 * weight only divides time among siblings. "": the core's cgroup. */
+	char weight_cg[CCFG_STR];
 	int nneighbours;
 	struct pol_neighbour nb[CCFG_MAX_NEIGHBOURS];
 };
@@ -90,6 +94,10 @@ struct pol_mem {
 };
 
 void pol_mem_init(struct pol_mem *m);
+/* weight_cg for core cgroup `core` and neighbours nb[0..n) (cgroup paths with
+ * or without a leading '/'): the core's path cut one level below its deepest
+ * common ancestor with any neighbour; the core's own path when n == 0. */
+void pol_weight_cgroup(const char *core, const char (*nb)[CCFG_STR], int n, char *out, size_t outlen);
 /* Record that d was applied at monotonic time now_s. */
 void pol_mem_commit(struct pol_mem *m, const struct pol_decision *d, const struct pol_env *env, double now_s);
 

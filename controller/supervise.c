@@ -505,8 +505,10 @@ static void read_env(struct sup *u, const struct cadmin_stats *as, struct pol_en
 		}
 	}
 	env->core_weight = 100;
-	if (!u->dry && cg_exists(u->s, CG_CPU, u->cg))
-		cg_get_weight(u->s, u->cg, &env->core_weight, NULL, 0);
+	pol_weight_cgroup(u->cg, (const char (*)[CCFG_STR])u->c->neighbours, u->c->nneighbours, env->weight_cg,
+			  sizeof(env->weight_cg));
+	if (!u->dry && cg_exists(u->s, CG_CPU, env->weight_cg))
+		cg_get_weight(u->s, env->weight_cg, &env->core_weight, NULL, 0);
 	for (int i = 0; i < u->c->nneighbours; i++) {
 		struct pol_neighbour *nb = &env->nb[env->nneighbours];
 		uint64_t us;

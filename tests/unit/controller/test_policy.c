@@ -561,12 +561,45 @@ static void test_affinity_on_board_fixtures(void **state)
 	}
 }
 
+/* where the core's weight must go: one level below its deepest common
+ * ancestor with the neighbours (weight only divides time among siblings) */
+static void test_weight_cgroup_table(void **state)
+{
+	static const struct {
+		const char *core;
+		const char *nb[3];
+		int n;
+		const char *want;
+	} t[] = {
+		{ "edgectl-bench/core", { "/edgectl-bench-hog" }, 1, "edgectl-bench" },
+		{ "/edgectl/core", { "/system.slice/foo.service" }, 1, "edgectl" },
+		{ "edgectl/core", { "edgectl/batch" }, 1, "edgectl/core" },
+		{ "a/b/c/d", { "a/b/x", "a/y" }, 2, "a/b" },
+		{ "a/b/c/d", { "a/y", "a/b/x" }, 2, "a/b" },
+		{ "a/b/c", { "a/b/c/child" }, 1, "a/b/c" },
+		{ "a/b/c", { "a" }, 1, "a/b" },
+		{ "ab/c", { "a/c" }, 1, "ab" },
+		{ "solo/core", { NULL }, 0, "solo/core" },
+		{ "/x", { "/" }, 1, "x" },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		char nb[3][CCFG_STR] = { { 0 } }, out[CCFG_STR];
+		for (int k = 0; k < t[i].n; k++)
+			snprintf(nb[k], sizeof(nb[k]), "%s", t[i].nb[k]);
+		pol_weight_cgroup(t[i].core, (const char (*)[CCFG_STR])nb, t[i].n, out, sizeof(out));
+		if (strcmp(out, t[i].want))
+			fail_msg("case %zu: core %s: got '%s', want '%s'", i, t[i].core, out, t[i].want);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_threads_table),
 		cmocka_unit_test(test_affinity_table),
 		cmocka_unit_test(test_bandwidth_table),
+		cmocka_unit_test(test_weight_cgroup_table),
 		cmocka_unit_test(test_no_reversal_inside_cooldown),
 		cmocka_unit_test(test_tune_plan_table),
 		cmocka_unit_test(test_affinity_on_board_fixtures),
