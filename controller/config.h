@@ -50,6 +50,7 @@ struct ccfg {
 	double neighbour_min_pct;     /* floor of a neighbour's quota, % of one CPU */
 	double bw_step_pct;           /* bound on one change of a quota, relative */
 	double bw_cooldown_s;
+	double bw_relax_s;            /* under target this long after the last tightening before giving back */
 	int64_t period_us;
 	int64_t core_weight;          /* weight given to the core's cgroup when it misses its target */
 	/* [tune] */

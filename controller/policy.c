@@ -78,6 +78,7 @@ void pol_mem_init(struct pol_mem *m)
 	for (int i = 0; i < POL_NKIND; i++)
 		m->last_change_s[i] = -1e18;
 	m->core_weight_orig = -1;
+	m->last_tighten_s = -1e18;
 }
 
 static int nb_index(const struct pol_env *env, const char *name)
@@ -111,9 +112,13 @@ void pol_mem_commit(struct pol_mem *m, const struct pol_decision *d, const struc
 			m->capped[i] = 0;
 		/* lowering a quota is "down"; -1 (no limit) counts as the top */
 		m->last_dir[d->policy] = d->from < 0 ? -1 : d->to < 0 ? 1 : m->last_dir[d->policy];
+		if (d->to >= 0 && (d->from < 0 || d->to < d->from))
+			m->last_tighten_s = now_s;
 		break;
 	}
 	case POL_ACT_SET_WEIGHT:
+		if (d->to > d->from)
+			m->last_tighten_s = now_s;
 		if (m->core_weight_orig < 0)
 			m->core_weight_orig = d->from;
 		else if (d->to == m->core_weight_orig)
@@ -637,7 +642,15 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 			fmt(why, whylen, "ttft p99 %.0f ms over target, but no neighbour left to cap", p99);
 		return nd;
 	}
-	/* under target: give back, step by step, what we took */
+	/* under target: give back, step by step, what we took; but only once the
+	 * target has held for `relax` since the last tightening (a cap that made
+	 * the p99 good is not lifted the moment it works), quotas first, the
+	 * core's weight last */
+	if (now - m->last_tighten_s < c->bw_relax_s) {
+		fmt(why, whylen, "ttft p99 %.0f ms under target: holding, relax in %.1f s", p99,
+		    c->bw_relax_s - (now - m->last_tighten_s));
+		return 0;
+	}
 	for (int i = 0; i < env->nneighbours && nd < max; i++) {
 		const struct pol_neighbour *nb = &env->nb[i];
 		int64_t period = nb->period_us > 0 ? nb->period_us : c->period_us, to;
@@ -661,7 +674,7 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 		fmt(d->inputs, sizeof(d->inputs), "{\"ttft_p99_ms\":%.1f,\"target_ms\":%g,\"quota_us\":%" PRId64 "}", p99,
 		    c->ttft_p99_target_ms, nb->quota_us);
 	}
-	if (nd < max && m->core_weight_orig > 0 && env->core_weight != m->core_weight_orig) {
+	if (!nd && nd < max && m->core_weight_orig > 0 && env->core_weight != m->core_weight_orig) {
 		struct pol_decision *d = &out[nd++];
 
 		memset(d, 0, sizeof(*d));

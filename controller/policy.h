@@ -91,6 +91,7 @@ struct pol_mem {
 	int capped[CCFG_MAX_NEIGHBOURS];  /* we lowered this neighbour's quota */
 	int64_t orig_quota[CCFG_MAX_NEIGHBOURS]; /* its quota before we capped it */
 	int64_t core_weight_orig;         /* -1 until we raised the core's weight */
+	double last_tighten_s;            /* the bandwidth policy's last cap or weight raise */
 };
 
 void pol_mem_init(struct pol_mem *m);

@@ -302,6 +302,8 @@ struct bw_case {
 	int capped;              /* we capped it before, from orig */
 	int64_t orig;
 	double since_last;
+	double since_tighten;    /* > 0: the last cap / weight raise this long ago */
+	int64_t weight_orig;     /* > 0: we raised the core's weight from this */
 	int want_n;
 	enum pol_action want_act[3];
 	int64_t want_to[3];
@@ -335,6 +337,16 @@ static const struct bw_case bw_cases[] = {
 	  .want_act = { POL_ACT_SET_CPU_MAX }, .want_to = { 200000 }, .want_reason = "give neighbour" },
 	{ .name = "under target, never capped: nothing to give", .ttft = { 200, 200, 200 }, .core_weight = 100,
 	  .nb_quota = -1, .nb_usage = 50, .want_n = 0, .want_reason = "nothing to give back" },
+	{ .name = "under target 10 s after the last cap: hold (relax 30 s)", .ttft = { 200, 200, 200 },
+	  .core_weight = 1000, .nb_quota = 50000, .nb_usage = 50, .capped = 1, .orig = 200000, .since_tighten = 10,
+	  .want_n = 0, .want_reason = "holding, relax in 20.0 s" },
+	{ .name = "under target 40 s after: quota back first, weight kept", .ttft = { 200, 200, 200 },
+	  .core_weight = 1000, .weight_orig = 100, .nb_quota = 50000, .nb_usage = 50, .capped = 1, .orig = 200000,
+	  .since_tighten = 40, .want_n = 1, .want_act = { POL_ACT_SET_CPU_MAX }, .want_to = { 62500 },
+	  .want_reason = "give neighbour" },
+	{ .name = "under target, every quota back: the core's weight last", .ttft = { 200, 200, 200 },
+	  .core_weight = 1000, .weight_orig = 100, .nb_quota = 200000, .nb_usage = 50, .since_tighten = 40,
+	  .want_n = 1, .want_act = { POL_ACT_SET_WEIGHT }, .want_to = { 100 }, .want_reason = "core weight back to 100" },
 };
 
 static void test_bandwidth_table(void **state)
@@ -366,6 +378,10 @@ static void test_bandwidth_table(void **state)
 		m.orig_quota[0] = bc->orig;
 		if (bc->since_last > 0)
 			m.last_change_s[POL_BANDWIDTH] = 102 - bc->since_last;
+		if (bc->since_tighten > 0)
+			m.last_tighten_s = 102 - bc->since_tighten;
+		if (bc->weight_orig > 0)
+			m.core_weight_orig = bc->weight_orig;
 		for (int t = 0; t < 3; t++) {
 			struct tick tk = { .queue = 0, .busy = 1, .threads = 2, .mem = 80, .ttft = bc->ttft[t] };
 
