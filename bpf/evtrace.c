@@ -244,6 +244,11 @@ void evtrace_free(struct evtrace *ev)
 	free(ev);
 }
 
+bool evtrace_mounted_tracefs(const struct evtrace *ev)
+{
+	return ev->mounted_tracefs;
+}
+
 const char *evtrace_mode(const struct evtrace *ev)
 {
 	static const char *const names[2][3] = {

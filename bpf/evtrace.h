@@ -69,6 +69,9 @@ void evtrace_free(struct evtrace *ev);
 /* "<tp_btf|raw_tp>, <fexit|syscall tracepoints|raw syscalls>": how the
  * programs attached, and how sched_setaffinity is caught */
 const char *evtrace_mode(const struct evtrace *ev);
+/* true when open mounted tracefs (at /sys/kernel/tracing) for the syscall
+ * tracepoints; it is left mounted */
+bool evtrace_mounted_tracefs(const struct evtrace *ev);
 /* drain the ring buffer without waiting: cb for every record; returns the
  * number of records or negative errno. */
 int evtrace_poll(struct evtrace *ev, void (*cb)(const struct ev_rec *r, void *arg), void *arg);

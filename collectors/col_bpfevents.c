@@ -65,7 +65,8 @@ static int ev_open(struct col_ctx *ctx, void **state, char *why, size_t whylen)
 		free(e);
 		return -EIO;
 	}
-	fsr_fmt(why, whylen, "%s", evtrace_mode(e->ev));
+	fsr_fmt(why, whylen, "%s%s", evtrace_mode(e->ev),
+		evtrace_mounted_tracefs(e->ev) ? " (mounted tracefs at /sys/kernel/tracing)" : "");
 	e->ctx = ctx;
 	*state = e;
 	return 0;
