@@ -18,19 +18,27 @@
 # A library found nowhere stops the build with its name.
 #
 # Usage: mkinitramfs.sh ARCH BUILD OUT.cpio.gz CACHE
+#        mkinitramfs.sh --fetch ARCH CACHE   (only fetch and unpack the
+#          foreign arch's packages: run.sh checks this prerequisite before
+#          building; exit 1 with a "mkinitramfs:" line when apt cannot)
 #   ARCH x86_64|arm64; BUILD the project's build dir for ARCH.
 # Env: TESTDATA (the shared testdata dir; left out when absent).
 set -eu
-arch=${1:?usage: mkinitramfs.sh ARCH BUILD OUT CACHE}
-build=${2:?}; out=${3:?}; cache=${4:?}
+fetch_only=0
+if [ "${1:-}" = --fetch ]; then
+	fetch_only=1
+	arch=${2:?usage: mkinitramfs.sh --fetch ARCH CACHE}; cache=${3:?usage: mkinitramfs.sh --fetch ARCH CACHE}
+	build=; out=
+else
+	arch=${1:?usage: mkinitramfs.sh ARCH BUILD OUT CACHE}
+	build=${2:?}; out=${3:?}; cache=${4:?}
+fi
 case "$arch" in
 x86_64) debarch=amd64; triplet=x86_64-linux-gnu ;;
 arm64) debarch=arm64; triplet=aarch64-linux-gnu ;;
 *) echo "mkinitramfs: arch $arch: want x86_64 or arm64" >&2; exit 2 ;;
 esac
 hostarch=$(dpkg --print-architecture)
-root=$(mktemp -d /tmp/edge-initramfs.XXXXXX)
-trap 'rm -rf "$root"' EXIT
 mkdir -p "$cache"
 cache=$(cd "$cache" && pwd)
 
@@ -57,6 +65,17 @@ if [ "$debarch" != "$hostarch" ]; then
 		touch "$pkgroot/.done"
 	fi
 fi
+# the host's own tools (setup.sh installs them)
+for t in cpio gzip readelf file; do
+	command -v $t >/dev/null 2>&1 || { echo "mkinitramfs: $t not installed (run scripts/setup.sh)" >&2; exit 1; }
+done
+if [ "$pkgroot" = / ]; then
+	file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' ||
+		{ echo "mkinitramfs: /bin/busybox: no static busybox (scripts/setup.sh installs busybox-static)" >&2; exit 1; }
+fi
+[ $fetch_only -eq 0 ] || exit 0
+root=$(mktemp -d /tmp/edge-initramfs.XXXXXX)
+trap 'rm -rf "$root"' EXIT
 
 libdirs="$pkgroot/lib/$triplet $pkgroot/usr/lib/$triplet /lib/$triplet /usr/lib/$triplet"
 findlib() {
