@@ -154,11 +154,12 @@ all: $(ALL_TARGETS)
 .PHONY: test-build
 test-build: all $(UNIT_BINS)
 
-# make test: unit tests, then integration tests driving the real binaries;
+# make test: unit tests, then integration tests driving the real binaries,
+# then (TEST_ENV from tests/vm/module.mk) the same suite in QEMU VMs;
 # tests/run.sh prints the closing "N passed, N failed, N skipped" line.
 .PHONY: test test-unit test-integration
 test: test-build
-	$(Q)BUILD=$(BUILD) TESTDATA=$(TESTDATA) SANITIZE='$(SANITIZE)' ARCH=$(ARCH) sh tests/run.sh all
+	$(Q)$(TEST_PLUS)$(TEST_ENV) BUILD=$(BUILD) TESTDATA=$(TESTDATA) SANITIZE='$(SANITIZE)' ARCH=$(ARCH) sh tests/run.sh all
 test-unit: test-build
 	$(Q)BUILD=$(BUILD) TESTDATA=$(TESTDATA) SANITIZE='$(SANITIZE)' ARCH=$(ARCH) sh tests/run.sh unit
 test-integration: test-build

@@ -4,7 +4,12 @@
 # count every test case, and close with one line "N passed, N failed, N skipped".
 # Exit status: 0 when nothing failed, 1 otherwise.
 #
-# Usage: run.sh all|unit|integration [FILTER]   (FILTER: substring of a name)
+# With RUN_VM=1 (make test sets it: tests/vm/module.mk), `all` ends with the
+# VM suite: tests/vm/run.sh $VM_SPECS boots Debian's kernels under QEMU; its
+# PASS:/FAIL:/SKIP: lines (a VM that cannot run here is a SKIP with the
+# reason) count like an integration script's. `vm` runs that part alone.
+#
+# Usage: run.sh all|unit|integration|vm [FILTER]   (FILTER: substring of a name)
 # Env: BUILD (build dir), TESTDATA (../shared/testdata), TEST_TIMEOUT (s per program),
 #      TEST_WRAPPER (a command that unit-test programs run under, e.g.
 #      qemu-aarch64-static for an ARCH=arm64 build on x86-64; tests/vm/module.mk sets it)
@@ -60,6 +65,22 @@ run_integration() {
 	[ "$f" -eq 0 ] || note_fail "integration $name"
 }
 
+run_vm() {
+	echo "== vm (tests/vm/run.sh $VM_SPECS)"
+	# streamed (minutes), its status kept apart from tee's
+	# shellcheck disable=SC2086 # VM_SPECS is a list
+	{ sh tests/vm/run.sh $VM_SPECS 2>&1; echo $? > "$log.rc"; } | tee "$log"
+	rc=$(cat "$log.rc"); rm -f "$log.rc"
+	p=$(grep -c '^PASS: ' "$log")
+	f=$(grep -c '^FAIL: ' "$log")
+	s=$(grep -c '^SKIP: ' "$log")
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		f=1; echo "!! tests/vm/run.sh exited with status $rc"
+	fi
+	passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+	[ "$f" -eq 0 ] || note_fail "vm: $(grep '^test-vm: failed:' "$log" | sed 's/^test-vm: failed://')"
+}
+
 if [ "$what" = all ] || [ "$what" = unit ]; then
 	for t in $(find "$BUILD/tests" -type f -name 'test_*' -perm -u+x 2>/dev/null | sort); do
 		case "$t" in *"$filter"*) run_unit "$t" ;; esac
@@ -69,6 +90,11 @@ if [ "$what" = all ] || [ "$what" = integration ]; then
 	for t in $(ls tests/integration/*.sh 2>/dev/null | sort); do
 		case "$t" in *"$filter"*) run_integration "$t" ;; esac
 	done
+fi
+
+if [ "$what" = vm ] || { [ "$what" = all ] && [ "${RUN_VM:-0}" = 1 ] && [ -z "$filter" ]; }; then
+	: "${VM_SPECS:?VM_SPECS must name ARCH=BUILD pairs (see tests/vm/module.mk)}"
+	run_vm
 fi
 
 [ -z "$failures" ] || printf 'failed:%s\n' "$failures"
