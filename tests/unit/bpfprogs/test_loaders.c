@@ -55,10 +55,13 @@ static bool can_run(void)
 	return true;
 }
 
+/* one thread's record, as read from the threads map */
 struct found {
 	__u32 tid;
+	bool seen;
 	__u64 vol;
 	__u64 rq_count;
+	__u64 oncpu_ns;
 };
 
 static void on_thread(__u32 tid, const struct st_thread *t, void *arg)
@@ -66,8 +69,10 @@ static void on_thread(__u32 tid, const struct st_thread *t, void *arg)
 	struct found *f = arg;
 
 	if (tid == f->tid) {
+		f->seen = true;
 		f->vol = t->vol;
 		f->rq_count = t->rq_count;
+		f->oncpu_ns = t->oncpu_ns;
 	}
 }
 
@@ -152,21 +157,6 @@ static void spin_cpu_ns(__u64 ns)
 		;
 }
 
-struct oncpu {
-	__u32 tid;
-	__u64 ns;
-	bool seen;
-};
-
-static void on_thread_cpu(__u32 tid, const struct st_thread *t, void *arg)
-{
-	struct oncpu *f = arg;
-
-	if (tid == f->tid) {
-		f->ns = t->oncpu_ns;
-		f->seen = true;
-	}
-}
 
 /* the pid set given to schedtrace_open is in place before the programs
  * attach; a slice that began under the old set and ends under the new one
@@ -177,14 +167,14 @@ static void sched_gen(bool raw)
 	struct schedtrace_opts o = { .filter = ST_FILTER_PIDS, .force_raw_tp = raw, .pids = &me, .npids = 1 };
 	char err[512] = "";
 	struct schedtrace *st = schedtrace_open(&o, err, sizeof(err));
-	struct oncpu f = { .tid = (__u32)gettid() };
+	struct found f = { .tid = (__u32)gettid() };
 
 	if (!st)
 		print_message("%s\n", err);
 	assert_non_null(st);
 	for (int i = 0; i < 10; i++)
 		usleep(1000);
-	assert_true(schedtrace_read_threads(st, on_thread_cpu, &f) >= 1);
+	assert_true(schedtrace_read_threads(st, on_thread, &f) >= 1);
 	assert_true(f.seen); /* the set from the options, no set_pids call */
 	schedtrace_free(st);
 
@@ -199,12 +189,12 @@ static void sched_gen(bool raw)
 	spin_cpu_ns(30000000); /* 30 ms of CPU as the target */
 	usleep(1000);          /* switch out */
 	f.seen = false;
-	f.ns = 0;
-	schedtrace_read_threads(st, on_thread_cpu, &f);
+	f.oncpu_ns = 0;
+	schedtrace_read_threads(st, on_thread, &f);
 	print_message("on-CPU after the set changed mid-slice: %llu ns (>= 30 ms wanted)\n",
-		      (unsigned long long)f.ns);
+		      (unsigned long long)f.oncpu_ns);
 	assert_true(f.seen);
-	assert_true(f.ns >= 29000000ULL);
+	assert_true(f.oncpu_ns >= 29000000ULL);
 	schedtrace_free(st);
 }
 
