@@ -4,7 +4,9 @@
 #   1. cost per sched_switch event of bpf/schedtrace, from the kernel's BPF
 #      run-time statistics (kernel.bpf_stats_enabled=1, run_time_ns/run_cnt),
 #      during a pipe ping-pong storm: filter "pid" (the storm is not the
-#      target: the common case) and "system" (every task traced);
+#      target: the common case) and "system" (every task traced), each with
+#      run-queue waits from sched_info.run_delay (the default) and from the
+#      wakeup programs (the fallback), with all programs' time per switch;
 #   2. ping-pong round trips/s and CPU time per round trip without a
 #      profile, with `edgectl profile --pid P --no-events` (P a sleeping
 #      process: the storm untraced, scheduler tracing only), with `--pid P`
@@ -30,11 +32,13 @@ trap cleanup EXIT
 median() { sort -n | awk '{ v[NR]=$1 } END { if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2 }'; }
 val() { sed -n "s/^$1 //p"; }
 
-echo "| sched_switch program | filter | ns per event (run_time_ns/run_cnt) | events |"
-echo "|---|---|---|---|"
+echo "| sched_switch program | filter | run-queue waits from | switch program ns per event (run_time_ns/run_cnt) | all programs' ns per switch | switch events |"
+echo "|---|---|---|---|---|---|"
 for f in pid system; do
-	out=$("$BIN/bench-collectors" bpfcost "$S" "$f") || { echo "bench-collectors bpfcost failed"; exit 1; }
-	echo "| $(echo "$out" | val mode) | $f | $(echo "$out" | val ns_per_switch) | $(echo "$out" | val switch_events) |"
+	for rq in run_delay wakeup; do
+		out=$("$BIN/bench-collectors" bpfcost "$S" "$f" "$rq") || { echo "bench-collectors bpfcost failed"; exit 1; }
+		echo "| $(echo "$out" | val mode) | $f | $(echo "$out" | val rq_source) | $(echo "$out" | val ns_per_switch) | $(echo "$out" | val all_ns_per_switch) | $(echo "$out" | val switch_events) |"
+	done
 done
 out=$("$BIN/bench-collectors" evcost "$S") || { echo "bench-collectors evcost failed"; exit 1; }
 mode=$(echo "$out" | val mode)
