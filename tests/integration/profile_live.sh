@@ -44,6 +44,11 @@ jqe() { jq -e "$@" >/dev/null; }
 # wait_lines FILE N: until FILE has N lines (a profile has attached and
 # finished N ticks), at most 20 s
 wait_lines() { for _ in $(seq 200); do [ "$(wc -l < "$1" 2>/dev/null || echo 0)" -ge "$2" ] && return 0; sleep 0.1; done; return 1; }
+# wait_until CMD...: until CMD succeeds, at most 10 s (no fixed sleeps: under
+# emulation (tests/vm) a fork or an exit can take far longer than here)
+wait_until() { for _ in $(seq 100); do "$@" && return 0; sleep 0.1; done; return 1; }
+nprocs_ge() { [ "$(ps -o pid= -s "$1" 2>/dev/null | wc -l)" -ge "$2" ]; }
+cg_empty() { [ ! -s "$1/cgroup.procs" ]; }
 
 # spin CPU [N]: start a spinner pinned to CPU (N processes in one session);
 # sets SPIN to the pid of the first
@@ -52,10 +57,10 @@ spin() {
 	setsid taskset -c "$1" sh -c 'echo $$ > "$0"; echo -20 > /proc/$$/autogroup 2>/dev/null
 		i=1; while [ $i -lt "$1" ]; do sh -c "while :; do :; done" & i=$((i+1)); done
 		exec sh -c "while :; do :; done"' "$TMP/spin.pid" "${2:-1}" &
-	for _ in 1 2 3 4 5 6 7 8 9 10; do [ -s "$TMP/spin.pid" ] && break; sleep 0.1; done
+	wait_until test -s "$TMP/spin.pid"
 	SPIN=$(cat "$TMP/spin.pid")
 	PIDS="$PIDS $SPIN"
-	sleep 0.2
+	wait_until nprocs_ge "$SPIN" "${2:-1}"
 	for c in $(pgrep -P "$SPIN" 2>/dev/null) $(ps -o pid= -s "$SPIN" 2>/dev/null); do PIDS="$PIDS $c"; done
 }
 stop_spin() { for p in $(ps -o pid= -s "$SPIN" 2>/dev/null) $SPIN; do kill "$p" 2>/dev/null; done; }
@@ -115,11 +120,11 @@ V2CG=""
 if [ -n "$v2" ] && mkdir "$v2/edge-profile-test-$$" 2>/dev/null; then
 	V2CG="$v2/edge-profile-test-$$"
 	setsid taskset -c 1 sh -c 'echo $$ > "$0"; echo $$ > "$1/cgroup.procs"; echo -20 > /proc/$$/autogroup 2>/dev/null; exec sh -c "while :; do :; done"' "$TMP/v2.pid" "$V2CG" &
-	for _ in 1 2 3 4 5 6 7 8 9 10; do [ -s "$TMP/v2.pid" ] && break; sleep 0.1; done
+	wait_until test -s "$TMP/v2.pid"
 	V2P=$(cat "$TMP/v2.pid"); PIDS="$PIDS $V2P"
-	sleep 0.2
+	wait_until grep -qx "$V2P" "$V2CG/cgroup.procs"
 	"$E" profile --cgroup "$V2CG" --interval 1s --count 2 --json > "$TMP/v2.json" 2>/dev/null
-	kill "$V2P"; sleep 0.3
+	kill "$V2P"; wait_until cg_empty "$V2CG"
 	rmdir "$V2CG" && V2CG=""
 	check "cgroup v2 (by id): version and path" jqe -s --arg p "/edge-profile-test-$$" 'all(.[]; .cgroup.version == "v2" and .cgroup.path == $p)' "$TMP/v2.json"
 	check "cgroup v2 (by id): its spinner >= 90% of CPU 1 as the target" \
@@ -139,7 +144,7 @@ echo "two spinners on CPU 1: target p99 ${p99} ns"
 check "two spinners on one CPU: p99 >= 1 ms" ge "$p99" 1000000
 mkfifo "$TMP/fifo"
 setsid sh -c 'echo $$ > "$0"; echo -20 > /proc/$$/autogroup 2>/dev/null; exec bash -c "exec 3<>\"$1\"; while :; do read -t 0.005 -u 3 x; done"' "$TMP/sleeper.pid" "$TMP/fifo" &
-sleep 0.3
+wait_until test -s "$TMP/sleeper.pid"
 SL=$(cat "$TMP/sleeper.pid"); PIDS="$PIDS $SL"
 "$E" profile --pid "$SL" --interval 1s --count 2 --json > "$TMP/rq1.json" 2>/dev/null
 kill "$SL"
@@ -151,7 +156,7 @@ check "sleeper: p50 in microseconds (< 1 ms)" le "$p50" 999999
 
 # ---- affinity event -----------------------------------------------------------
 sh -c 'echo $$ > "$0"; exec sleep 30' "$TMP/sleep.pid" &
-sleep 0.2
+wait_until test -s "$TMP/sleep.pid"
 SP=$(cat "$TMP/sleep.pid"); PIDS="$PIDS $SP"
 "$E" profile --interval 1s --count 3 --json > "$TMP/ev.json" 2>/dev/null &
 EP=$!

@@ -149,6 +149,11 @@ for spec in "$@"; do
 	fi
 	echo "vm $arch: boot+suite $((t2 - t1)) s, with kernel, build and initramfs $((t2 - t0)) s; console in $log"
 	if [ -n "$why" ]; then
+		# the console (its last 150 lines but the passes: what the
+		# failing test printed), then the failures again
+		echo "---- vm $arch: console ($log), PASS lines left out"
+		grep -v '^PASS: ' "$log.txt" | tail -n 150 | sed "s/^/  $arch| /"
+		echo "----"
 		vm_fail "$arch" "$why"
 		grep -E '^(FAIL: |!! )' "$log.txt" | sed "s/^/  $arch /"
 	else

@@ -44,6 +44,12 @@ for c in cpu cpuset memory pids; do
 done
 
 spinner() { bash -c 'while :; do :; done' >/dev/null 2>&1 & P=$!; disown "$P"; PIDS+=("$P"); }
+# wait_until CMD...: until CMD succeeds, at most 20 s (no fixed sleeps: under
+# emulation a fork, an exec or an exit takes a while, more on a loaded host)
+wait_until() { for _ in $(seq 200); do "$@" && return 0; sleep 0.1; done; return 1; }
+cg_empty() { [ ! -s "$1/cgroup.procs" ]; }
+# the process runs PROG (setsid and taskset have exec'ed it)
+runs() { [ "$(cat /proc/$1/comm 2>/dev/null)" = "$2" ]; }
 # the process's cgroup and every thread's affinity
 proc_state() { cat /proc/$1/cgroup; for t in /proc/$1/task/*; do grep Cpus_allowed_list "$t/status"; done; }
 
@@ -52,7 +58,7 @@ proc_state() { cat /proc/$1/cgroup; for t in /proc/$1/task/*; do grep Cpus_allow
 # programs can take longer, so here the first tick is awaited)
 sh -c 'echo $$ > "$0"; exec sleep 30' "$TMP/sleep.pid" &
 PIDS+=($!)
-sleep 0.2
+wait_until test -s "$TMP/sleep.pid"
 SP=$(cat "$TMP/sleep.pid")
 "$E" profile --interval 1s --count 4 --json > "$TMP/ev.json" 2>"$TMP/ev.err" &
 EP=$!
@@ -72,7 +78,7 @@ fi
 # credited at the next switch: judge the mean of ticks 2..4)
 setsid taskset -c 1 bash -c 'while :; do :; done' > /dev/null 2>&1 &
 SPN=$!; PIDS+=($SPN)
-sleep 0.3
+wait_until runs "$SPN" bash
 "$E" profile --pid "$SPN" --interval 1s --count 4 --json > "$TMP/spin.json" 2>"$TMP/spin.err"
 t1=$(jq -s '[.[1:][].cpus.cpu[1].target_pct] | add / length' "$TMP/spin.json" 2>/dev/null)
 t0=$(jq -s '[.[1:][].cpus.cpu[0].target_pct] | add / length' "$TMP/spin.json" 2>/dev/null)
@@ -105,7 +111,7 @@ mkdir $CG && OURCG+=($CG)
 echo 32M > $CG/memory.max; echo 0 > $CG/memory.swap.max 2>/dev/null
 "$E" profile --cgroup /edge-vm-oom --interval 1s --count 3 --json > "$TMP/oomcg.json" 2>"$TMP/oomcg.err" &
 EP=$!
-sleep 1.2
+for _ in $(seq 200); do [ -s "$TMP/oomcg.json" ] && break; sleep 0.1; done
 sh -c 'echo $$ > "$0/cgroup.procs"; exec tail /dev/zero' $CG 2>/dev/null
 wait $EP
 k=$(sed -n 's/^oom_kill //p' $CG/memory.events)
@@ -119,7 +125,6 @@ rmdir $CG && pass "oom: test cgroup removed" || fail "oom: test cgroup removed" 
 
 # ---- tune --pid --apply on v2, revert ----
 spinner
-sleep 0.3
 proc_state "$P" > "$TMP/before"
 if "$E" tune --pid "$P" --duration 2s --apply > "$TMP/plan" 2> "$TMP/err"; then
 	cat "$TMP/plan"
@@ -159,7 +164,7 @@ if [ -z "$MODEL" ]; then
 else
 	"$D" serve --model-path "$MODEL" --host 127.0.0.1:$PORT -t 2 -P 1 -q > "$TMP/serve.log" 2>&1 &
 	S=$!; PIDS+=("$S")
-	for _ in $(seq 50); do curl -s -m 0.5 http://127.0.0.1:$PORT/health 2>/dev/null | grep -q ok && break; sleep 0.2; done
+	for _ in $(seq 150); do curl -s -m 0.5 http://127.0.0.1:$PORT/health 2>/dev/null | grep -q ok && break; sleep 0.2; done
 	nt=$(ls /proc/$S/task | wc -l)
 	proc_state "$S" > "$TMP/before"
 	if "$E" tune --pid "$S" --duration 1s --apply --quota 50% > "$TMP/plan" 2> "$TMP/err"; then
@@ -206,7 +211,7 @@ if "$E" tune --cgroup /$C --duration 1s --apply --quota 35% > "$TMP/plan" 2> "$T
 else
 	fail "v2 tune --cgroup --apply" "$(tail -n 1 "$TMP/err")"
 fi
-kill -9 "$P"; sleep 0.2
+kill -9 "$P"; wait_until cg_empty $R/$C
 rmdir $R/$C 2>/dev/null
 
 # ---- supervise: dify-edge serve in its v2 cgroup ----
@@ -229,9 +234,9 @@ INI
 	[ $ok -eq 1 ] && pass "v2 supervise: core healthy" || fail "v2 supervise: core healthy" "$(head -c 300 "$TMP/sup.err")"
 	[ -n "$core" ] && grep -q "dify-edge" /proc/$core/cmdline 2>/dev/null && pass "v2 supervise: dify-edge in /$SCG/core" \
 		|| fail "v2 supervise: dify-edge in /$SCG/core" "cgroup.procs: '$(cat $R/$SCG/core/cgroup.procs 2>&1)'"
-	sleep 2
-	curl -s -m 2 --unix-socket "$TMP/sup.sock" http://x/v1/snapshot | grep -q '"version":1' && pass "v2 supervise: /v1/snapshot" \
-		|| fail "v2 supervise: /v1/snapshot" "no snapshot"
+	snap() { curl -s -m 2 --unix-socket "$TMP/sup.sock" http://x/v1/snapshot 2>/dev/null | grep -q '"version":1'; }
+	wait_until snap && pass "v2 supervise: /v1/snapshot" \
+		|| fail "v2 supervise: /v1/snapshot" "no snapshot in 20 s: $(curl -s -m 2 --unix-socket "$TMP/sup.sock" http://x/v1/snapshot 2>&1 | head -c 200)"
 	kill -TERM "$SUP"
 	for _ in $(seq 50); do kill -0 "$SUP" 2>/dev/null || break; sleep 0.2; done
 	kill -0 "$SUP" 2>/dev/null && fail "v2 supervise: exits on SIGTERM" "still running after 10 s" || pass "v2 supervise: exits on SIGTERM"
