@@ -10,8 +10,9 @@
  * on each CPU at the moment of reading is not charged yet, so it is added
  * here: the task's runtime now (/proc/TID/schedstat, first field) minus its
  * runtime when switched in (curr_rt0). A spinner that never switches is
- * still seen at 100 %. Idle is what is left of the tick (IRQ time, which
- * sum_exec_runtime leaves out, counts as idle here). Threads are read
+ * still seen at 100 %. Idle is what is left of the interval, this source's
+ * own from read to read (IRQ time, which sum_exec_runtime leaves out, counts
+ * as idle here). Threads are read
  * from the map, sorted by tid, merged with the previous tick's sorted copy,
  * and the busiest SNAP_MAX_THREADS are kept.
  * The pid set of the filter is pushed to the kernel only when it changed.
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bpf/schedtrace.h"
@@ -44,6 +46,7 @@ struct bstate {
 	int32_t *pids;             /* last set pushed, sorted */
 	size_t npids;
 	bool have_prev;
+	uint64_t read_ns;          /* CLOCK_MONOTONIC of the previous read */
 };
 
 static int cmp_i32(const void *a, const void *b)
@@ -250,7 +253,8 @@ static int cmp_thread_busy(const void *a, const void *b)
 static void bs_sample(struct col_ctx *ctx, void *state, struct snap *s)
 {
 	struct bstate *b = state;
-	uint64_t interval = col_delta(ctx->now_mono, ctx->prev_mono);
+	uint64_t interval = col_delta(ctx->now_mono, ctx->prev_mono), read_ns;
+	struct timespec ts;
 	uint64_t online = ~0ULL, pend[SNAP_MAX_CPUS];
 	__u32 curr_cls[SNAP_MAX_CPUS];
 	__u32 gen;
@@ -259,11 +263,20 @@ static void bs_sample(struct col_ctx *ctx, void *state, struct snap *s)
 
 	push_pids(ctx, b);
 	gen = schedtrace_filter_gen(b->st);
+	/* the interval is this source's own, from read to read: the tick's
+	 * timestamp is taken before every source runs, and a collector delayed
+	 * between the two (a loaded CPU) would see a short tick's worth of busy
+	 * time over a full tick, then the rest clamped away */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	read_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	if (b->have_prev && read_ns > b->read_ns)
+		interval = read_ns - b->read_ns;
 	n = schedtrace_read_cpus(b->st, b->cpus, b->mig, b->ncpus);
 	if (n < 0) {
 		snap_status_set(&s->cpus.st, SNAP_SRC_BPF, false, "bpf-sched: reading cpu_stats: %s", strerror(-n));
 		return;
 	}
+	b->read_ns = read_ns;
 	if (fsr_read(col_path(ctx, path, sizeof(path), "/sys/devices/system/cpu/online"), text, sizeof(text)) > 0)
 		fsr_cpulist(text, &online);
 	/* CPUs */
