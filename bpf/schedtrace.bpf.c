@@ -30,9 +30,9 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile __u32 filter_mode = ST_FILTER_NONE;
 const volatile __u64 target_cgid = 0;
 const volatile __s32 target_level = 0;
-/* run-queue latency from the scheduler's own sched_info.run_delay (set by
- * the loader where the kernel has it): no wakeup programs at all */
-const volatile bool use_run_delay = false;
+/* run-queue waits from the scheduler's own sched_info (set by the loader
+ * where the kernel keeps it): no wakeup programs at all */
+const volatile bool use_sched_info = false;
 /* advanced by user space each time it changes target_pids */
 volatile __u32 filter_gen = 0;
 
@@ -83,14 +83,36 @@ struct {
 
 static const struct st_thread zero_thread;
 
-/* CONFIG_SCHED_INFO: the task's total time waiting on a run queue (ns),
- * brought up to date when it is switched in */
+/* CONFIG_SCHED_INFO: a task put on a run queue gets sched_info.last_queued
+ * = that rq's clock; when it is switched in, the kernel adds rq clock -
+ * last_queued to its run_delay and clears last_queued, just after the
+ * sched_switch tracepoint. So at the tracepoint the wait of the task being
+ * switched in is this CPU's rq clock (brought up to date by __schedule
+ * before picking it) minus its last_queued: the kernel's own figure. The rq
+ * is reached through a fair task's cfs_rq (CONFIG_FAIR_GROUP_SCHED): the
+ * per-CPU `runqueues` symbol needs CONFIG_KALLSYMS_ALL, which kernels such
+ * as this CI guest's lack. */
+struct rq___edge {
+	unsigned long long clock;
+} __attribute__((preserve_access_index));
+struct cfs_rq___edge {
+	struct rq___edge *rq;
+} __attribute__((preserve_access_index));
+struct sched_entity___edge {
+	struct cfs_rq___edge *cfs_rq;
+} __attribute__((preserve_access_index));
 struct sched_info___edge {
-	unsigned long long run_delay;
+	unsigned long long last_queued;
 } __attribute__((preserve_access_index));
 struct task_struct___edge {
+	unsigned int policy;
+	struct sched_entity___edge se;
 	struct sched_info___edge sched_info;
 } __attribute__((preserve_access_index));
+
+#define SCHED_NORMAL 0
+#define SCHED_BATCH 3
+#define SCHED_IDLE 5
 
 /* older kernels: task_struct.state, cgroup.ancestor_ids[] */
 struct task_struct___old {
@@ -180,41 +202,42 @@ static __always_inline __u64 start_take(struct task_struct *t, __u32 pid, bool b
 	return ts;
 }
 
-static __always_inline __u64 run_delay(struct task_struct *t, bool btf)
+static __always_inline bool is_fair(struct task_struct___edge *e, bool btf)
 {
-	struct task_struct___edge *e = (void *)t;
+	unsigned int pol = btf ? e->policy : BPF_CORE_READ(e, policy);
 
-	if (!bpf_core_field_exists(e->sched_info))
-		return 0;
-	return btf ? e->sched_info.run_delay : BPF_CORE_READ(e, sched_info.run_delay);
+	return pol == SCHED_NORMAL || pol == SCHED_BATCH || pol == SCHED_IDLE;
 }
 
-/* the run-delay mode: prev (a target) leaves the CPU; its run_delay grew,
- * since it last left a CPU, by the wait before the slice now ending. The
- * last value is kept with the task (task storage / tid hash, as the wakeup
- * time is in the other mode), +1 so that 0 means none yet. */
-static __always_inline __u32 run_delay_bucket(struct task_struct *t, __u32 pid, bool btf)
+/* the wait of next, about to run here, since it was queued; false if it
+ * was not queued, or no clock of this rq is at hand (neither next nor prev
+ * is a fair task), or the kernel keeps no sched_info */
+static __always_inline bool queued_wait(struct task_struct *prev, struct task_struct *next, bool btf, __u64 *wait)
 {
-	__u64 rd = run_delay(t, btf) + 1, last = 0;
+	struct task_struct___edge *n = (void *)next, *p = (void *)prev, *via;
+	__u64 lq, now;
 
+	if (!bpf_core_field_exists(n->sched_info) || !bpf_core_field_exists(n->se.cfs_rq))
+		return false;
+	lq = btf ? n->sched_info.last_queued : BPF_CORE_READ(n, sched_info.last_queued);
+	if (!lq)
+		return false;
+	via = is_fair(n, btf) ? n : is_fair(p, btf) ? p : NULL;
+	if (!via)
+		return false;
 	if (btf) {
-		__u64 *v = bpf_task_storage_get(&start_ts, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-		if (!v)
-			return 0;
-		last = *v;
-		*v = rd;
+		struct cfs_rq___edge *cfs = via->se.cfs_rq;
+		struct rq___edge *rq = cfs ? cfs->rq : NULL;
+		if (!rq)
+			return false;
+		now = rq->clock;
 	} else {
-		__u64 *v = bpf_map_lookup_elem(&start, &pid);
-		if (v) {
-			last = *v;
-			*v = rd;
-		} else {
-			bpf_map_update_elem(&start, &pid, &rd, BPF_ANY);
-		}
+		now = BPF_CORE_READ(via, se.cfs_rq, rq, clock);
 	}
-	if (!last || rd < last)
-		return 0;
-	return rq_bucket(rd - last) + 1;
+	if (!now)
+		return false;
+	*wait = now > lq ? now - lq : 0;
+	return true;
 }
 
 static __always_inline __u64 runtime(struct task_struct *t, bool btf)
@@ -267,20 +290,7 @@ static __always_inline int on_switch(bool preempt, struct task_struct *prev,
 			struct st_thread *th = thread_get(prev_pid, prev, btf);
 			bool invol = preempt || task_state(prev, btf) == TASK_RUNNING;
 			if (th) {
-				__u32 b;
-				if (use_run_delay) {
-					b = run_delay_bucket(prev, prev_pid, btf);
-					if (b) {
-						__u32 ci = b - 1;
-						asm volatile("" : "+r"(ci));
-						if (ci < ST_RQ_BUCKETS) {
-							c->rq_count++;
-							c->rq_hist[ci]++;
-						}
-					}
-				} else {
-					b = prev_pid == c->curr_tid ? c->curr_bucket : 0;
-				}
+				__u32 b = prev_pid == c->curr_tid ? c->curr_bucket : 0;
 				th->oncpu_ns += delta;
 				if (invol)
 					th->invol++;
@@ -297,7 +307,7 @@ static __always_inline int on_switch(bool preempt, struct task_struct *prev,
 				}
 			}
 			/* preempted: back on the run queue from now */
-			if (invol && !use_run_delay) {
+			if (invol && !use_sched_info) {
 				now = bpf_ktime_get_ns();
 				start_set(prev, prev_pid, now, btf);
 			}
@@ -313,12 +323,22 @@ static __always_inline int on_switch(bool preempt, struct task_struct *prev,
 	if (next_class != ST_CLASS_IDLE)
 		c->curr_rt0 = runtime(next, btf);
 
-	if (next_class == ST_CLASS_TARGET && !use_run_delay) {
-		__u64 ts = start_take(next, next_pid, btf);
-		if (ts) {
-			if (!now)
-				now = bpf_ktime_get_ns();
-			__u32 b = rq_bucket(now > ts ? now - ts : 0);
+	if (next_class == ST_CLASS_TARGET) {
+		__u64 wait = 0;
+		bool have;
+		if (use_sched_info) {
+			have = queued_wait(prev, next, btf, &wait);
+		} else {
+			__u64 ts = start_take(next, next_pid, btf);
+			have = ts != 0;
+			if (have) {
+				if (!now)
+					now = bpf_ktime_get_ns();
+				wait = now > ts ? now - ts : 0;
+			}
+		}
+		if (have) {
+			__u32 b = rq_bucket(wait);
 			/* keep the verifier sure of the bound after the compiler's rewrites */
 			asm volatile("" : "+r"(b));
 			if (b >= ST_RQ_BUCKETS)

@@ -36,7 +36,7 @@ struct schedtrace {
 	struct st_thread *thbuf;   /* ncpus */
 	__u64 *pidbits;            /* target_pids mapped: bit tgid%64 of word tgid/64 */
 	size_t npidwords;
-	bool run_delay;            /* run-queue waits from sched_info.run_delay */
+	bool run_delay;            /* run-queue waits from the kernel's sched_info */
 	int32_t *pids;             /* the set now in pidbits */
 	size_t npids;
 };
@@ -106,6 +106,77 @@ static void prime_cpus(void)
 	pthread_attr_destroy(&a);
 }
 
+/* Does the kernel keep sched_info, and live? /proc/PID/schedstat exists
+ * exactly with CONFIG_SCHED_INFO, and its second field (run_delay, ns) is
+ * above zero for a task that has ever waited on a run queue, unless the
+ * kernel skips the accounting (older kernels with delay accounting off).
+ * init has waited; a process just started may not have yet. */
+static unsigned long long run_delay_of(const char *path)
+{
+	unsigned long long run, delay = 0;
+	FILE *f = fopen(path, "re");
+
+	if (!f)
+		return 0;
+	if (fscanf(f, "%llu %llu", &run, &delay) != 2)
+		delay = 0;
+	fclose(f);
+	return delay;
+}
+
+static bool sched_info_live(void)
+{
+	return run_delay_of("/proc/1/schedstat") > 0 || run_delay_of("/proc/self/schedstat") > 0;
+}
+
+/* open, configure and load the skeleton into st->skel; 0 or negative errno
+ * (err set) */
+static int open_load(struct schedtrace *st, const struct schedtrace_opts *o, struct bpf_object_open_opts *oo,
+		     const char *btf, char *err, size_t errlen)
+{
+	int ret;
+
+	st->skel = schedtrace_bpf__open_opts(oo);
+	if (!st->skel) {
+		ret = -errno;
+		set_err(err, errlen, "opening the BPF object", ret);
+		return ret;
+	}
+	/* configure */
+	st->skel->rodata->filter_mode = o->filter;
+	st->skel->rodata->target_cgid = o->cgid;
+	st->skel->rodata->target_level = o->filter == ST_FILTER_CGROUP ? o->cg_level : 0;
+	st->skel->rodata->use_sched_info = st->run_delay;
+	st->npidwords = pid_words();
+	bpf_map__set_max_entries(st->skel->maps.target_pids, (__u32)st->npidwords);
+	if (o->max_threads) {
+		bpf_map__set_max_entries(st->skel->maps.threads, o->max_threads);
+		bpf_map__set_max_entries(st->skel->maps.start, o->max_threads);
+	}
+	st->btf_mode = !o->force_raw_tp && !btf && bpfutil_probe_tp_btf("sched_switch");
+	{
+		struct bpf_program *btfp[] = {
+			st->skel->progs.switch_btf, st->skel->progs.wakeup_btf,
+			st->skel->progs.wakeup_new_btf, st->skel->progs.migrate_btf,
+			st->skel->progs.exec_btf,
+		};
+		struct bpf_program *rawp[] = {
+			st->skel->progs.switch_raw, st->skel->progs.wakeup_raw,
+			st->skel->progs.wakeup_new_raw, st->skel->progs.migrate_raw,
+			st->skel->progs.exec_raw,
+		};
+		for (size_t i = 0; i < sizeof(btfp) / sizeof(btfp[0]); i++) {
+			bool wakeup = i == 1 || i == 2;
+			bpf_program__set_autoload(btfp[i], st->btf_mode && !(wakeup && st->run_delay));
+			bpf_program__set_autoload(rawp[i], !st->btf_mode && !(wakeup && st->run_delay));
+		}
+	}
+	ret = schedtrace_bpf__load(st->skel);
+	if (ret)
+		set_err(err, errlen, "loading (verifier or BTF)", ret);
+	return ret;
+}
+
 struct schedtrace *schedtrace_open(const struct schedtrace_opts *o, char *err, size_t errlen)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, oo);
@@ -136,50 +207,20 @@ struct schedtrace *schedtrace_open(const struct schedtrace_opts *o, char *err, s
 		set_err(err, errlen, "allocating buffers", ret);
 		goto fail;
 	}
-	st->skel = schedtrace_bpf__open_opts(&oo);
-	if (!st->skel) {
-		ret = -errno;
-		set_err(err, errlen, "opening the BPF object", ret);
+	/* sched_info where the kernel keeps it live; if that object does not
+	 * load (no per-CPU `runqueues` in the kernel's BTF, say), once more with
+	 * the wakeup programs */
+	st->run_delay = !o->no_run_delay && sched_info_live();
+	for (;;) {
+		ret = open_load(st, o, &oo, btf, err, errlen);
+		if (!ret || !st->run_delay)
+			break;
+		schedtrace_bpf__destroy(st->skel);
+		st->skel = NULL;
+		st->run_delay = false;
+	}
+	if (ret)
 		goto fail;
-	}
-	/* configure */
-	st->skel->rodata->filter_mode = o->filter;
-	st->skel->rodata->target_cgid = o->cgid;
-	st->skel->rodata->target_level = o->filter == ST_FILTER_CGROUP ? o->cg_level : 0;
-	st->npidwords = pid_words();
-	bpf_map__set_max_entries(st->skel->maps.target_pids, (__u32)st->npidwords);
-	if (o->max_threads) {
-		bpf_map__set_max_entries(st->skel->maps.threads, o->max_threads);
-		bpf_map__set_max_entries(st->skel->maps.start, o->max_threads);
-	}
-	/* /proc/PID/schedstat exists exactly where the kernel keeps sched_info
-	 * (CONFIG_SCHED_INFO): then run-queue waits come from its run_delay and
-	 * no program runs on wakeups */
-	st->run_delay = !o->no_run_delay && !access("/proc/self/schedstat", R_OK);
-	st->skel->rodata->use_run_delay = st->run_delay;
-	st->btf_mode = !o->force_raw_tp && !btf && bpfutil_probe_tp_btf("sched_switch");
-	{
-		struct bpf_program *btfp[] = {
-			st->skel->progs.switch_btf, st->skel->progs.wakeup_btf,
-			st->skel->progs.wakeup_new_btf, st->skel->progs.migrate_btf,
-			st->skel->progs.exec_btf,
-		};
-		struct bpf_program *rawp[] = {
-			st->skel->progs.switch_raw, st->skel->progs.wakeup_raw,
-			st->skel->progs.wakeup_new_raw, st->skel->progs.migrate_raw,
-			st->skel->progs.exec_raw,
-		};
-		for (size_t i = 0; i < sizeof(btfp) / sizeof(btfp[0]); i++) {
-			bool wakeup = i == 1 || i == 2;
-			bpf_program__set_autoload(btfp[i], st->btf_mode && !(wakeup && st->run_delay));
-			bpf_program__set_autoload(rawp[i], !st->btf_mode && !(wakeup && st->run_delay));
-		}
-	}
-	ret = schedtrace_bpf__load(st->skel);
-	if (ret) {
-		set_err(err, errlen, "loading (verifier or BTF)", ret);
-		goto fail;
-	}
 	st->pidbits = mmap(NULL, st->npidwords * sizeof(__u64), PROT_READ | PROT_WRITE, MAP_SHARED,
 			   bpf_map__fd(st->skel->maps.target_pids), 0);
 	if (st->pidbits == MAP_FAILED) {

@@ -90,7 +90,7 @@ struct schedtrace_opts {
 	unsigned max_threads;      /* threads map size, 0: 8192 */
 	bool force_raw_tp;         /* skip tp_btf (tests) */
 	bool no_run_delay;         /* run-queue waits from wakeup programs even where
-	                              sched_info.run_delay exists (tests, benchmarks) */
+	                              the kernel's sched_info would serve (tests, benchmarks) */
 	const int32_t *pids;       /* ST_FILTER_PIDS: the initial tgid set, in place before */
 	size_t npids;              /* the programs attach (later: schedtrace_set_pids) */
 };
@@ -99,8 +99,9 @@ struct schedtrace *schedtrace_open(const struct schedtrace_opts *o, char *err, s
 void schedtrace_free(struct schedtrace *st);
 /* "tp_btf" or "raw_tp": how the programs are attached */
 const char *schedtrace_mode(const struct schedtrace *st);
-/* true: run-queue waits come from the kernel's sched_info.run_delay, taken
- * at each target slice's switch-out, and no program runs on wakeups; false:
+/* true: run-queue waits are the kernel's own sched_info figure (this rq's
+ * clock minus the task's last_queued when a target is switched in: what
+ * the kernel adds to its run_delay), and no program runs on wakeups; false:
  * sched_wakeup / sched_wakeup_new stamp target tasks, sched_switch measures */
 bool schedtrace_run_delay(const struct schedtrace *st);
 /* fd of the pid-set map, to share with evtrace */

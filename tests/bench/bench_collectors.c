@@ -17,7 +17,7 @@
  *       prints the sched_switch program's run_time_ns / run_cnt, and the
  *       run time of all its programs (wakeups too) per switch event.
  *       "wakeup": run-queue latency from the wakeup programs even where
- *       the kernel's sched_info.run_delay would serve.
+ *       the kernel's sched_info would serve.
  *   bench-collectors evcost SECONDS
  *       loads bpf/evtrace and reports the cost of the programs that catch
  *       sched_setaffinity during the ping-pong: they run on every syscall
@@ -185,7 +185,7 @@ int main(int argc, char **argv)
 		printf("roundtrips_per_s %.0f\n", r);
 		printf("switch_events %llu\n", (unsigned long long)(rc1 - rc0));
 		printf("ns_per_switch %.1f\n", (double)(rt1 - rt0) / (double)(rc1 - rc0));
-		printf("rq_source %s\n", schedtrace_run_delay(st) ? "run_delay" : "wakeup");
+		printf("rq_source %s\n", schedtrace_run_delay(st) ? "sched_info" : "wakeup");
 		printf("all_prog_runs %llu\n", (unsigned long long)(ac1 - ac0));
 		printf("all_ns_per_switch %.1f\n", (double)(at1 - at0) / (double)(rc1 - rc0));
 		ret = 0;

@@ -5,7 +5,7 @@
 #      run-time statistics (kernel.bpf_stats_enabled=1, run_time_ns/run_cnt),
 #      during a pipe ping-pong storm: filter "pid" (the storm is not the
 #      target: the common case) and "system" (every task traced), each with
-#      run-queue waits from sched_info.run_delay (the default) and from the
+#      run-queue waits from the kernel's sched_info (the default) and from the
 #      wakeup programs (the fallback), with all programs' time per switch;
 #   2. ping-pong round trips/s and CPU time per round trip without a
 #      profile, with `edgectl profile --pid P --no-events` (P a sleeping
@@ -35,7 +35,7 @@ val() { sed -n "s/^$1 //p"; }
 echo "| sched_switch program | filter | run-queue waits from | switch program ns per event (run_time_ns/run_cnt) | all programs' ns per switch | switch events |"
 echo "|---|---|---|---|---|---|"
 for f in pid system; do
-	for rq in run_delay wakeup; do
+	for rq in sched_info wakeup; do
 		out=$("$BIN/bench-collectors" bpfcost "$S" "$f" "$rq") || { echo "bench-collectors bpfcost failed"; exit 1; }
 		echo "| $(echo "$out" | val mode) | $f | $(echo "$out" | val rq_source) | $(echo "$out" | val ns_per_switch) | $(echo "$out" | val all_ns_per_switch) | $(echo "$out" | val switch_events) |"
 	done

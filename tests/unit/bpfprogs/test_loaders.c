@@ -9,6 +9,7 @@
  * when the kernel has no BTF.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -108,7 +109,7 @@ static void sched_mode(bool raw, bool wakeups)
 	assert_true(f.vol >= 40);
 	/* a run-queue wait per slice, whichever way it is measured */
 	print_message("run-queue waits from %s: %llu for 50 sleeps\n",
-		      schedtrace_run_delay(st) ? "sched_info.run_delay" : "wakeup programs",
+		      schedtrace_run_delay(st) ? "sched_info" : "wakeup programs",
 		      (unsigned long long)f.rq_count);
 	if (wakeups)
 		assert_false(schedtrace_run_delay(st));
@@ -198,6 +199,90 @@ static void sched_gen(bool raw)
 	schedtrace_free(st);
 }
 
+static volatile int stop_spin;
+
+static void *spin_thread(void *arg)
+{
+	(void)arg;
+	while (!stop_spin)
+		;
+	return NULL;
+}
+
+static void pin_to(int cpu)
+{
+	cpu_set_t one;
+
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	sched_setaffinity(0, sizeof(one), &one);
+}
+
+struct hist_of {
+	__u32 tid;
+	__u64 hist[ST_RQ_BUCKETS];
+};
+
+static void on_thread_hist(__u32 tid, const struct st_thread *t, void *arg)
+{
+	struct hist_of *h = arg;
+
+	if (tid == h->tid)
+		memcpy(h->hist, t->rq_hist, sizeof(h->hist));
+}
+
+/* two spinners time-sharing one CPU: each waits about a scheduler slice
+ * (milliseconds) before most of its slices, whichever way waits are
+ * measured */
+static void sched_contended(bool raw, bool wakeups)
+{
+	int32_t me = getpid();
+	struct schedtrace_opts o = { .filter = ST_FILTER_PIDS, .force_raw_tp = raw, .no_run_delay = wakeups,
+				     .pids = &me, .npids = 1 };
+	char err[512] = "";
+	struct schedtrace *st = schedtrace_open(&o, err, sizeof(err));
+	struct hist_of h = { .tid = (__u32)gettid() };
+	cpu_set_t old;
+	pthread_attr_t a;
+	pthread_t t;
+	__u64 n = 0, ms = 0;
+
+	if (!st)
+		print_message("%s\n", err);
+	assert_non_null(st);
+	assert_int_equal(sched_getaffinity(0, sizeof(old), &old), 0);
+	pin_to(0);
+	stop_spin = 0;
+	pthread_attr_init(&a);
+	{
+		cpu_set_t one;
+		CPU_ZERO(&one);
+		CPU_SET(0, &one);
+		pthread_attr_setaffinity_np(&a, sizeof(one), &one);
+	}
+	assert_int_equal(pthread_create(&t, &a, spin_thread, NULL), 0);
+	spin_cpu_ns(60000000); /* 60 ms of CPU, shared with the other spinner */
+	stop_spin = 1;
+	pthread_join(t, NULL);
+	pthread_attr_destroy(&a);
+	sched_setaffinity(0, sizeof(old), &old);
+	usleep(1000);
+	schedtrace_read_threads(st, on_thread_hist, &h);
+	for (int b = 0; b < ST_RQ_BUCKETS; b++) {
+		n += h.hist[b];
+		if (b >= 10) /* >= 512 us */
+			ms += h.hist[b];
+	}
+	print_message("%s, %s: %llu waits of the spinner, %llu of them >= 512 us\n", raw ? "raw_tp" : "tp_btf",
+		      schedtrace_run_delay(st) ? "sched_info" : "wakeup programs", (unsigned long long)n,
+		      (unsigned long long)ms);
+	/* other work on the machine adds short waits; the slice-long ones must
+	 * be there, and not a stray few */
+	assert_true(ms >= 3);
+	assert_true(ms * 5 >= n);
+	schedtrace_free(st);
+}
+
 static void test_schedtrace_tp_btf(void **state)
 {
 	(void)state;
@@ -206,6 +291,8 @@ static void test_schedtrace_tp_btf(void **state)
 	sched_mode(false, false);
 	sched_mode(false, true);
 	sched_gen(false);
+	sched_contended(false, false);
+	sched_contended(false, true);
 }
 
 static void test_schedtrace_raw_tp(void **state)
@@ -216,6 +303,8 @@ static void test_schedtrace_raw_tp(void **state)
 	sched_mode(true, false);
 	sched_mode(true, true);
 	sched_gen(true);
+	sched_contended(true, false);
+	sched_contended(true, true);
 }
 
 struct evseen {
