@@ -197,57 +197,12 @@ struct bpair {
 	int32_t result;
 };
 
-struct bheap {
-	struct bpair *v;
-	size_t n, cap;
-};
-
 static bool pair_before(const struct bpair *a, const struct bpair *b)
 {
 	return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
 }
 
-static int bheap_push(struct bheap *h, struct bpair x)
-{
-	if (h->n == h->cap) {
-		size_t cap = h->cap ? h->cap * 2 : 64;
-		struct bpair *v = realloc(h->v, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		h->v = v;
-		h->cap = cap;
-	}
-	size_t i = h->n++;
-	while (i > 0) {
-		size_t p = (i - 1) / 2;
-		if (!pair_before(&x, &h->v[p]))
-			break;
-		h->v[i] = h->v[p];
-		i = p;
-	}
-	h->v[i] = x;
-	return 0;
-}
-
-static struct bpair bheap_pop(struct bheap *h)
-{
-	struct bpair top = h->v[0], last = h->v[--h->n];
-	size_t i = 0;
-	for (;;) {
-		size_t c = 2 * i + 1;
-		if (c >= h->n)
-			break;
-		if (c + 1 < h->n && pair_before(&h->v[c + 1], &h->v[c]))
-			c++;
-		if (!pair_before(&h->v[c], &last))
-			break;
-		h->v[i] = h->v[c];
-		i = c;
-	}
-	if (h->n)
-		h->v[i] = last;
-	return top;
-}
+TOK_HEAP_DEFINE(bheap, struct bpair, pair_before)
 
 static const struct tok_merge *merge_find(const struct tok *t, int32_t l, int32_t r)
 {

@@ -134,4 +134,58 @@ size_t tok_bpe_byte_char(uint8_t b, char out[2]);
 /* Inverse: the byte of code point cp, or -1. */
 int tok_bpe_char_byte(uint32_t cp);
 
+/*
+ * TOK_HEAP_DEFINE(name, T, before): a binary heap of T values, `before(a, b)`
+ * true when *a comes out first, for the two encoders' merge queues (SPM:
+ * best score first; BPE: lowest rank first; both: leftmost on ties). It
+ * defines struct name { T *v; size_t n, cap; } (zero-initialised: empty;
+ * the owner frees v), name_push (0 or -ENOMEM) and name_pop (n > 0).
+ * A macro rather than void* and a comparator: the comparison inlines.
+ */
+#define TOK_HEAP_DEFINE(name, T, before)                                         \
+	struct name {                                                            \
+		T *v;                                                            \
+		size_t n, cap;                                                   \
+	};                                                                       \
+	static int name##_push(struct name *h, T x)                              \
+	{                                                                        \
+		size_t i;                                                        \
+		if (h->n == h->cap) {                                            \
+			size_t cap = h->cap ? h->cap * 2 : 64;                   \
+			T *v = realloc(h->v, cap * sizeof(*v));                  \
+			if (!v)                                                  \
+				return -ENOMEM;                                  \
+			h->v = v;                                                \
+			h->cap = cap;                                            \
+		}                                                                \
+		for (i = h->n++; i > 0;) {                                       \
+			size_t p = (i - 1) / 2;                                  \
+			if (!before(&x, &h->v[p]))                               \
+				break;                                           \
+			h->v[i] = h->v[p];                                       \
+			i = p;                                                   \
+		}                                                                \
+		h->v[i] = x;                                                     \
+		return 0;                                                        \
+	}                                                                        \
+	static T name##_pop(struct name *h)                                      \
+	{                                                                        \
+		T top = h->v[0], last = h->v[--h->n];                            \
+		size_t i = 0;                                                    \
+		for (;;) {                                                       \
+			size_t c = 2 * i + 1;                                    \
+			if (c >= h->n)                                           \
+				break;                                           \
+			if (c + 1 < h->n && before(&h->v[c + 1], &h->v[c]))      \
+				c++;                                             \
+			if (!before(&h->v[c], &last))                            \
+				break;                                           \
+			h->v[i] = h->v[c];                                       \
+			i = c;                                                   \
+		}                                                                \
+		if (h->n)                                                        \
+			h->v[i] = last;                                          \
+		return top;                                                      \
+	}
+
 #endif /* TOKENIZER_INTERNAL_H */

@@ -46,58 +46,13 @@ struct bigram {
 	uint32_t size;      /* bytes of left + right when pushed */
 };
 
-struct heap {
-	struct bigram *v;
-	size_t n, cap;
-};
-
 /* a goes before b: higher score, then leftmost */
 static bool before(const struct bigram *a, const struct bigram *b)
 {
 	return a->score > b->score || (a->score == b->score && a->left < b->left);
 }
 
-static int heap_push(struct heap *h, struct bigram x)
-{
-	if (h->n == h->cap) {
-		size_t cap = h->cap ? h->cap * 2 : 64;
-		struct bigram *v = realloc(h->v, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		h->v = v;
-		h->cap = cap;
-	}
-	size_t i = h->n++;
-	while (i > 0) {
-		size_t p = (i - 1) / 2;
-		if (!before(&x, &h->v[p]))
-			break;
-		h->v[i] = h->v[p];
-		i = p;
-	}
-	h->v[i] = x;
-	return 0;
-}
-
-static struct bigram heap_pop(struct heap *h)
-{
-	struct bigram top = h->v[0], last = h->v[--h->n];
-	size_t i = 0;
-	for (;;) {
-		size_t c = 2 * i + 1;
-		if (c >= h->n)
-			break;
-		if (c + 1 < h->n && before(&h->v[c + 1], &h->v[c]))
-			c++;
-		if (!before(&h->v[c], &last))
-			break;
-		h->v[i] = h->v[c];
-		i = c;
-	}
-	if (h->n)
-		h->v[i] = last;
-	return top;
-}
+TOK_HEAP_DEFINE(heap, struct bigram, before)
 
 static int try_add(const struct tok *t, const char *buf, const struct sym *s,
 		   int32_t left, int32_t right, struct heap *h)
