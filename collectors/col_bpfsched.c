@@ -40,6 +40,7 @@ struct bstate {
 	__u64 *mig;                /* ncpus */
 	uint64_t (*prev_busy)[3];  /* ncpus, cumulative incl. the running slice */
 	struct st_cpu *prev;       /* ncpus, previous read */
+	struct st_cpu *chk;        /* ncpus, the read after the threads' */
 	__u64 *prev_mig;
 	struct trec *cur, *old;    /* sorted by tid */
 	size_t ncur, nold, cap;
@@ -72,6 +73,7 @@ static void bstate_free(struct bstate *b)
 	free(b->mig);
 	free(b->prev_busy);
 	free(b->prev);
+	free(b->chk);
 	free(b->prev_mig);
 	free(b->cur);
 	free(b->old);
@@ -130,12 +132,13 @@ static int bs_open(struct col_ctx *ctx, void **state, char *why, size_t whylen)
 	b->cap = 8192;
 	b->cpus = calloc((size_t)b->ncpus, sizeof(*b->cpus));
 	b->prev = calloc((size_t)b->ncpus, sizeof(*b->prev));
+	b->chk = calloc((size_t)b->ncpus, sizeof(*b->chk));
 	b->mig = calloc((size_t)b->ncpus, sizeof(*b->mig));
 	b->prev_mig = calloc((size_t)b->ncpus, sizeof(*b->prev_mig));
 	b->prev_busy = calloc((size_t)b->ncpus, sizeof(*b->prev_busy));
 	b->cur = calloc(b->cap, sizeof(*b->cur));
 	b->old = calloc(b->cap, sizeof(*b->old));
-	if (!b->cpus || !b->prev || !b->mig || !b->prev_mig || !b->prev_busy || !b->cur || !b->old) {
+	if (!b->cpus || !b->prev || !b->chk || !b->mig || !b->prev_mig || !b->prev_busy || !b->cur || !b->old) {
 		fsr_fmt(why, whylen, "out of memory");
 		ret = -ENOMEM;
 		goto fail;
@@ -259,7 +262,7 @@ static void bs_sample(struct col_ctx *ctx, void *state, struct snap *s)
 	__u32 curr_cls[SNAP_MAX_CPUS];
 	__u32 gen;
 	char path[PATH_MAX], text[256];
-	int n;
+	int n, nt;
 
 	push_pids(ctx, b);
 	gen = schedtrace_filter_gen(b->st);
@@ -271,10 +274,30 @@ static void bs_sample(struct col_ctx *ctx, void *state, struct snap *s)
 	read_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 	if (b->have_prev && read_ns > b->read_ns)
 		interval = read_ns - b->read_ns;
-	n = schedtrace_read_cpus(b->st, b->cpus, b->mig, b->ncpus);
-	if (n < 0) {
-		snap_status_set(&s->cpus.st, SNAP_SRC_BPF, false, "bpf-sched: reading cpu_stats: %s", strerror(-n));
-		return;
+	/* The CPUs, then the threads, as one consistent read: a target switched
+	 * out in between has its slice in its thread record already, and the
+	 * running slice added below (from the CPU's record read before) would
+	 * count it twice in this tick and take it from the next (seen under
+	 * emulation: a lone spinner's thread at 71-94 % in the tick after, its
+	 * CPU at 99.8 %). So read the CPUs again after the threads and start
+	 * over (at most 3 times) while a CPU that was running a target (or a
+	 * task classified under an older pid set) has switched in between. */
+	for (int tries = 0;; tries++) {
+		bool same = true;
+		n = schedtrace_read_cpus(b->st, b->cpus, b->mig, b->ncpus);
+		if (n < 0) {
+			snap_status_set(&s->cpus.st, SNAP_SRC_BPF, false, "bpf-sched: reading cpu_stats: %s", strerror(-n));
+			return;
+		}
+		b->ncur = 0;
+		nt = schedtrace_read_threads(b->st, on_thread, b);
+		if (nt < 0 || tries == 2 || schedtrace_read_cpus(b->st, b->chk, NULL, b->ncpus) != n)
+			break;
+		for (int i = 0; i < n && same; i++)
+			same = b->chk[i].switches == b->cpus[i].switches ||
+			       (b->cpus[i].curr_class != ST_CLASS_TARGET && b->cpus[i].curr_gen == gen);
+		if (same)
+			break;
 	}
 	b->read_ns = read_ns;
 	if (fsr_read(col_path(ctx, path, sizeof(path), "/sys/devices/system/cpu/online"), text, sizeof(text)) > 0)
@@ -338,9 +361,7 @@ static void bs_sample(struct col_ctx *ctx, void *state, struct snap *s)
 	memcpy(b->prev_mig, b->mig, (size_t)b->ncpus * sizeof(*b->prev_mig));
 	snap_status_set(&s->cpus.st, SNAP_SRC_BPF, b->have_prev, b->have_prev ? NULL : "baseline");
 
-	/* threads */
-	b->ncur = 0;
-	int nt = schedtrace_read_threads(b->st, on_thread, b);
+	/* threads (read above) */
 	if (nt < 0) {
 		snap_status_set(&s->threads.st, SNAP_SRC_BPF, false, "bpf-sched: reading threads: %s", strerror(-nt));
 		b->have_prev = true;
