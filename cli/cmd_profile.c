@@ -170,7 +170,7 @@ static void print_human(FILE *f, const struct snap *s, int top)
 		if (cp->st.source == SNAP_SRC_BPF) {
 			fmt_ns(a, sizeof(a), s->threads.rq_p50_ns);
 			fmt_ns(b, sizeof(b), s->threads.rq_p99_ns);
-			fprintf(f, "runq      target p50 %s p99 %s (%" PRIu64 " wakeups)", a, b, s->threads.rq_count);
+			fprintf(f, "runq      target p50 %s p99 %s (%" PRIu64 " waits)", a, b, s->threads.rq_count);
 			fprintf(f, "  per CPU p99:");
 			for (uint32_t i = 0; i < cp->n; i++) {
 				fmt_ns(c, sizeof(c), cp->cpu[i].rq_p99_ns);
