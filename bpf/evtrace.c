@@ -32,7 +32,8 @@
 enum aff_how {
 	AFF_FEXIT,       /* fexit/sched_setaffinity: BPF trampolines */
 	AFF_SYSCALL_TP,  /* syscalls:sys_{enter,exit}_sched_setaffinity (tracefs) */
-	AFF_RAW_SYSCALLS /* raw_syscalls sys_enter/sys_exit: every syscall pays */
+	AFF_RAW_SYSCALLS, /* raw_syscalls sys_enter/sys_exit: every syscall pays */
+	AFF_NONE         /* not watched (evtrace_opts.no_affinity) */
 };
 
 struct evtrace {
@@ -201,10 +202,15 @@ struct evtrace *evtrace_open(const struct evtrace_opts *o, char *err, size_t err
 		goto fail;
 	ev->btf_mode = !o->force_raw_tp && !btf && bpfutil_probe_tp_btf("sys_enter");
 	ret = -1;
+	if (o->no_affinity) {
+		ret = try_open(ev, o, btf, AFF_NONE, err, errlen);
+		if (ret)
+			goto fail;
+	}
 	/* cheapest first: fexit (BPF trampolines), then the two tracepoints of
 	 * this one syscall, then the raw syscall tracepoints that every syscall
 	 * of the machine runs through */
-	if (ev->btf_mode && !o->no_fexit) {
+	if (ret && ev->btf_mode && !o->no_fexit) {
 		ret = try_open(ev, o, btf, AFF_FEXIT, err, errlen);
 		if (ret) {
 			evtrace_bpf__destroy(ev->skel);
@@ -251,9 +257,9 @@ bool evtrace_mounted_tracefs(const struct evtrace *ev)
 
 const char *evtrace_mode(const struct evtrace *ev)
 {
-	static const char *const names[2][3] = {
-		{ "raw_tp, fexit", "raw_tp, syscall tracepoints", "raw_tp, raw syscalls" },
-		{ "tp_btf, fexit", "tp_btf, syscall tracepoints", "tp_btf, raw syscalls" },
+	static const char *const names[2][4] = {
+		{ "raw_tp, fexit", "raw_tp, syscall tracepoints", "raw_tp, raw syscalls", "raw_tp, no affinity" },
+		{ "tp_btf, fexit", "tp_btf, syscall tracepoints", "tp_btf, raw syscalls", "tp_btf, no affinity" },
 	};
 
 	return names[ev->btf_mode][ev->aff];

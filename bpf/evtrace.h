@@ -61,13 +61,14 @@ struct evtrace_opts {
 	bool force_raw_tp;
 	bool no_fexit;            /* tests: skip fexit/sched_setaffinity */
 	bool no_syscall_tp;       /* tests: skip the per-syscall tracepoints */
+	bool no_affinity;         /* no sched_setaffinity programs at all */
 };
 
 /* open -> configure -> load -> attach; NULL with a message in err */
 struct evtrace *evtrace_open(const struct evtrace_opts *o, char *err, size_t errlen);
 void evtrace_free(struct evtrace *ev);
-/* "<tp_btf|raw_tp>, <fexit|syscall tracepoints|raw syscalls>": how the
- * programs attached, and how sched_setaffinity is caught */
+/* "<tp_btf|raw_tp>, <fexit|syscall tracepoints|raw syscalls|no affinity>":
+ * how the programs attached, and how sched_setaffinity is caught */
 const char *evtrace_mode(const struct evtrace *ev);
 /* true when open mounted tracefs (at /sys/kernel/tracing) for the syscall
  * tracepoints; it is left mounted */

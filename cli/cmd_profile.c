@@ -38,7 +38,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: edgectl profile [--pid P | --cgroup PATH] [--interval 1s]\n"
 		"                       [--duration D | --count N] [--json] [--top N]\n"
-		"                       [--no-bpf] [--no-events] [--sysroot DIR] [--btf FILE]\n"
+		"                       [--no-bpf] [--no-events | --no-affinity-events]\n"
+		"                       [--sysroot DIR] [--btf FILE]\n"
 		"\n"
 		"A per-second profile of a process (--pid), a cgroup (--cgroup, v1 or v2,\n"
 		"a path below the hierarchy root such as /edge/llm) or the whole machine.\n"
@@ -49,8 +50,11 @@ static void usage(FILE *f)
 		"  --json         one snapshot per line as JSON (docs/snapshot.md)\n"
 		"  --top N        threads shown in the human view (default 8)\n"
 		"  --no-bpf       use procfs instead of the BPF tracers\n"
-		"  --no-events    no event tracing (affinity, exec/exit, OOM, cgroup attach);\n"
-		"                 where fexit is unavailable it hooks every syscall\n"
+		"  --no-events    no event tracing (affinity, exec/exit, OOM, cgroup attach)\n"
+		"  --no-affinity-events\n"
+		"                 the other events but not sched_setaffinity calls: where\n"
+		"                 the kernel has no BPF trampolines (no fexit), watching\n"
+		"                 them puts every syscall of the machine on the slow path\n"
 		"  --sysroot DIR  read /proc and /sys under DIR (default $EDGE_SYSROOT or /)\n"
 		"  --btf FILE     kernel BTF to use (default $EDGE_VMLINUX_BTF or the kernel's)\n"
 		"\n"
@@ -339,6 +343,7 @@ int cmd_profile(int argc, char **argv)
 		{ "top", required_argument, NULL, 't' },
 		{ "no-bpf", no_argument, NULL, 'B' },
 		{ "no-events", no_argument, NULL, 'E' },
+		{ "no-affinity-events", no_argument, NULL, 'A' },
 		{ "sysroot", required_argument, NULL, 'r' },
 		{ "btf", required_argument, NULL, 'b' },
 		{ "help", no_argument, NULL, 'h' },
@@ -418,6 +423,9 @@ int cmd_profile(int argc, char **argv)
 			break;
 		case 'E':
 			o.no_events = true;
+			break;
+		case 'A':
+			o.no_affinity_events = true;
 			break;
 		case 'r':
 			o.sysroot = optarg;

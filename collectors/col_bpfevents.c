@@ -60,6 +60,7 @@ static int ev_open(struct col_ctx *ctx, void **state, char *why, size_t whylen)
 		o.cg_level = ctx->target.cg_level;
 	}
 	o.btf_path = ctx->btf_path;
+	o.no_affinity = ctx->no_affinity_events;
 	e->ev = evtrace_open(&o, why, whylen);
 	if (!e->ev) {
 		free(e);

@@ -39,6 +39,7 @@ struct col_ctx {
 	bool live;                       /* root is the running system */
 	bool no_bpf;
 	bool no_events;
+	bool no_affinity_events;
 	const char *btf_path;
 	struct col_target target;
 	int32_t *pids;                   /* target tgids (pid or cgroup targets) */

@@ -30,8 +30,10 @@ struct coll_opts {
 	                              root, or a full path under <root>/sys/fs/cgroup */
 	const char *sysroot;       /* NULL: $EDGE_SYSROOT or "/" */
 	bool no_bpf;               /* use procfs even when BPF would work */
-	bool no_events;            /* leave bpf-events out (it hooks every syscall
-	                              where fexit is not available) */
+	bool no_events;            /* leave bpf-events out */
+	bool no_affinity_events;   /* bpf-events without sched_setaffinity (which,
+	                              where fexit is not available, slows every
+	                              syscall of the machine) */
 	const char *btf_path;      /* NULL: $EDGE_VMLINUX_BTF or the kernel's */
 };
 

@@ -52,13 +52,17 @@ echo
 sh -c 'echo $$ > "$0"; exec sleep 600' "$TMP/sleeper.pid" &
 sleep 0.2
 SLEEPER=$(cat "$TMP/sleeper.pid")
-: > "$TMP/base"; : > "$TMP/pid"; : > "$TMP/sys"; : > "$TMP/noev"; : > "$TMP/sysnoev"
+: > "$TMP/base"; : > "$TMP/pid"; : > "$TMP/sys"; : > "$TMP/noev"; : > "$TMP/sysnoev"; : > "$TMP/noaff"
 pp() { "$BIN/bench-collectors" pingpong "$S" > "$TMP/pp"; echo "$(val roundtrips_per_s < "$TMP/pp") $(val cpu_ns_per_roundtrip < "$TMP/pp")" >> "$1"; }
 for _ in $(seq "$R"); do
 	pp "$TMP/base"
 	"$BIN/edgectl" profile --no-events --pid "$SLEEPER" --interval 1s --json > /dev/null 2>&1 &
 	P=$!; sleep 1.5
 	pp "$TMP/noev"
+	kill -INT "$P"; wait "$P" 2>/dev/null
+	"$BIN/edgectl" profile --no-affinity-events --pid "$SLEEPER" --interval 1s --json > /dev/null 2>&1 &
+	P=$!; sleep 1.5
+	pp "$TMP/noaff"
 	kill -INT "$P"; wait "$P" 2>/dev/null
 	"$BIN/edgectl" profile --pid "$SLEEPER" --interval 1s --json > /dev/null 2>&1 &
 	P=$!; sleep 1.5
@@ -78,16 +82,17 @@ bt=$(col 1 "$TMP/base"); bc=$(col 2 "$TMP/base")
 echo "| pipe ping-pong on CPU 0 ($R rounds x ${S} s, medians) | round trips/s | CPU ns per round trip | throughput lost (from CPU per round trip) |"
 echo "|---|---|---|---|"
 echo "| no profile | $bt | $bc | - |"
-for m in noev pid sysnoev sys; do
+for m in noev noaff pid sysnoev sys; do
 	t=$(col 1 "$TMP/$m"); c=$(col 2 "$TMP/$m")
 	label="edgectl profile --pid (storm untraced)"
 	[ "$m" = noev ] && label="edgectl profile --pid --no-events (storm untraced, bpf-sched only)"
+	[ "$m" = noaff ] && label="edgectl profile --pid --no-affinity-events (storm untraced, events but sched_setaffinity)"
 	[ "$m" = sysnoev ] && label="edgectl profile --no-events, system-wide (storm traced, bpf-sched only)"
 	[ "$m" = sys ] && label="edgectl profile, system-wide (storm traced)"
 	awk -v l="$label" -v t="$t" -v c="$c" -v bc="$bc" 'BEGIN { printf "| %s | %s | %s | %.1f %% |\n", l, t, c, 100*(c-bc)/c }'
 done
-echo "(round trips/s per run: base $(cut -d' ' -f1 "$TMP/base" | tr '\n' ' ')/ no-events $(cut -d' ' -f1 "$TMP/noev" | tr '\n' ' ')/ pid $(cut -d' ' -f1 "$TMP/pid" | tr '\n' ' ')/ system no-events $(cut -d' ' -f1 "$TMP/sysnoev" | tr '\n' ' ')/ system $(cut -d' ' -f1 "$TMP/sys" | tr '\n' ' '))"
-echo "(CPU ns per round trip per run: base $(cut -d' ' -f2 "$TMP/base" | tr '\n' ' ')/ no-events $(cut -d' ' -f2 "$TMP/noev" | tr '\n' ' ')/ pid $(cut -d' ' -f2 "$TMP/pid" | tr '\n' ' ')/ system no-events $(cut -d' ' -f2 "$TMP/sysnoev" | tr '\n' ' ')/ system $(cut -d' ' -f2 "$TMP/sys" | tr '\n' ' '))"
+echo "(round trips/s per run: base $(cut -d' ' -f1 "$TMP/base" | tr '\n' ' ')/ no-events $(cut -d' ' -f1 "$TMP/noev" | tr '\n' ' ')/ no-affinity $(cut -d' ' -f1 "$TMP/noaff" | tr '\n' ' ')/ pid $(cut -d' ' -f1 "$TMP/pid" | tr '\n' ' ')/ system no-events $(cut -d' ' -f1 "$TMP/sysnoev" | tr '\n' ' ')/ system $(cut -d' ' -f1 "$TMP/sys" | tr '\n' ' '))"
+echo "(CPU ns per round trip per run: base $(cut -d' ' -f2 "$TMP/base" | tr '\n' ' ')/ no-events $(cut -d' ' -f2 "$TMP/noev" | tr '\n' ' ')/ no-affinity $(cut -d' ' -f2 "$TMP/noaff" | tr '\n' ' ')/ pid $(cut -d' ' -f2 "$TMP/pid" | tr '\n' ' ')/ system no-events $(cut -d' ' -f2 "$TMP/sysnoev" | tr '\n' ' ')/ system $(cut -d' ' -f2 "$TMP/sys" | tr '\n' ' '))"
 echo
 
 echo "| edgectl profile at 1 Hz | start-up CPU ms | steady CPU ms per 10 s | steady % of one core |"

@@ -199,6 +199,18 @@ else
 	check "oom: test cgroup removed" test -z "$CG"
 fi
 
+# ---- --no-affinity-events: the event tracer without sched_setaffinity -------
+"$E" profile --no-affinity-events --interval 200ms --count 2 --json > "$TMP/noaff.json" 2>/dev/null &
+NA=$!
+sleep 30 & NS=$!
+wait_until test -s "$TMP/noaff.json"
+taskset -p 0x1 "$NS" > /dev/null 2>&1
+wait $NA
+kill "$NS" 2>/dev/null
+check "--no-affinity-events: bpf-events live without affinity" \
+	jqe -s 'all(.[]; .sources[] | select(.name == "bpf-events") | .live and (.why | test("no affinity")))' "$TMP/noaff.json"
+check "--no-affinity-events: no affinity event" jqe -s '[.[].events.ev[]? | select(.type == "affinity")] | length == 0' "$TMP/noaff.json"
+
 # ---- a kernel without BTF ---------------------------------------------------
 EDGE_VMLINUX_BTF=/nonexistent/vmlinux "$E" profile --interval 200ms --count 1 > "$TMP/nobtf" 2>&1
 rc=$?

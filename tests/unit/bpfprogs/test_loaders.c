@@ -358,12 +358,36 @@ static void ev_path(bool raw, bool no_fexit, bool no_sctp)
 	evtrace_free(ev);
 }
 
-/* every affinity path this kernel offers, cheapest first */
+/* no_affinity: the other programs load, sched_setaffinity goes unseen */
+static void ev_no_affinity(bool raw)
+{
+	struct evtrace_opts o = { .filter = ST_FILTER_NONE, .pids_fd = -1, .force_raw_tp = raw, .no_affinity = true };
+	char err[512] = "";
+	struct evtrace *ev = evtrace_open(&o, err, sizeof(err));
+	cpu_set_t old, set;
+	struct evseen e = { 0 };
+
+	if (!ev)
+		print_message("%s\n", err);
+	assert_non_null(ev);
+	assert_non_null(strstr(evtrace_mode(ev), "no affinity"));
+	assert_int_equal(sched_getaffinity(0, sizeof(old), &old), 0);
+	CPU_ZERO(&set);
+	CPU_SET(0, &set);
+	assert_int_equal(sched_setaffinity(0, sizeof(set), &set), 0);
+	sched_setaffinity(0, sizeof(old), &old);
+	evtrace_poll(ev, on_ev, &e);
+	assert_int_equal(e.n, 0);
+	evtrace_free(ev);
+}
+
+/* every affinity path this kernel offers, cheapest first, and none */
 static void ev_mode(bool raw)
 {
 	ev_path(raw, false, false);
 	ev_path(raw, true, false);
 	ev_path(raw, true, true);
+	ev_no_affinity(raw);
 }
 
 static void test_evtrace_tp_btf(void **state)
