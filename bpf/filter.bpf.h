@@ -22,17 +22,18 @@ static __always_inline bool cgroup_match(struct cgroup *cg, bool btf)
 	level = btf ? cg->level : BPF_CORE_READ(cg, level);
 	if (level < target_level)
 		return false;
-	if (bpf_core_field_exists(cg->ancestors)) {
-		if (btf)
-			anc = cg->ancestors[target_level & 0xff];
-		else
-			anc = BPF_CORE_READ(cg, ancestors[target_level & 0xff]);
-	} else {
+	/* ancestors[] is a flexible array at the end of struct cgroup: the
+	 * verifier refuses a direct (tp_btf) load past the struct's BTF size
+	 * ("struct cgroup doesn't have field at offset 2232": the programs did
+	 * not load in cgroup mode), so it is read with a probe read in both
+	 * modes, and the ancestor it yields (an untrusted pointer) likewise */
+	if (bpf_core_field_exists(cg->ancestors))
+		anc = BPF_CORE_READ(cg, ancestors[target_level & 0xff]);
+	else
 		anc = level == target_level ? cg : NULL;
-	}
 	if (!anc)
 		return false;
-	return (btf ? anc->kn->id : BPF_CORE_READ(anc, kn, id)) == target_cgid;
+	return BPF_CORE_READ(anc, kn, id) == target_cgid;
 }
 
 static __always_inline bool task_is_target(struct task_struct *t, __u32 pid, __u32 tgid, bool btf)

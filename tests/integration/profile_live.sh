@@ -119,13 +119,17 @@ v2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
 V2CG=""
 if [ -n "$v2" ] && mkdir "$v2/edge-profile-test-$$" 2>/dev/null; then
 	V2CG="$v2/edge-profile-test-$$"
-	setsid taskset -c 1 sh -c 'echo $$ > "$0"; echo $$ > "$1/cgroup.procs"; echo -20 > /proc/$$/autogroup 2>/dev/null; exec sh -c "while :; do :; done"' "$TMP/v2.pid" "$V2CG" &
+	# pinned after joining: where cpuset is enabled (a pure v2 host), a
+	# task that joins a cgroup gets the cgroup's CPUs as its affinity
+	setsid sh -c 'echo $$ > "$0"; echo $$ > "$1/cgroup.procs"; echo -20 > /proc/$$/autogroup 2>/dev/null; exec taskset -c 1 sh -c "while :; do :; done"' "$TMP/v2.pid" "$V2CG" &
 	wait_until test -s "$TMP/v2.pid"
 	V2P=$(cat "$TMP/v2.pid"); PIDS="$PIDS $V2P"
 	wait_until grep -qx "$V2P" "$V2CG/cgroup.procs"
+	wait_until grep -q '^Cpus_allowed_list:[[:space:]]*1$' "/proc/$V2P/status"
 	"$E" profile --cgroup "$V2CG" --interval 1s --count 2 --json > "$TMP/v2.json" 2>/dev/null
 	kill "$V2P"; wait_until cg_empty "$V2CG"
 	rmdir "$V2CG" && V2CG=""
+	check "cgroup v2 (by id): filtered in BPF (source bpf)" jqe -s 'all(.[]; .cpus.src == "bpf")' "$TMP/v2.json"
 	check "cgroup v2 (by id): version and path" jqe -s --arg p "/edge-profile-test-$$" 'all(.[]; .cgroup.version == "v2" and .cgroup.path == $p)' "$TMP/v2.json"
 	check "cgroup v2 (by id): its spinner >= 90% of CPU 1 as the target" \
 		ge "$(jq -s '[.[].cpus.cpu[1].target_pct] | add / length' "$TMP/v2.json")" 90
