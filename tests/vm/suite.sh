@@ -119,6 +119,12 @@ k=$(sed -n 's/^oom_kill //p' $CG/memory.events)
 got=$(jq -s '[.[].cgroup.mem_events_oom_kill] | max' "$TMP/oomcg.json" 2>/dev/null)
 [ "$got" = "$k" ] && pass "oom: edgectl profile --cgroup shows oom_kill $got (cgroupfs)" \
 	|| fail "oom: edgectl profile --cgroup shows oom_kill" "profile says '$got', memory.events $k; $(head -c 300 "$TMP/oomcg.err")"
+jq -e -s '[.[0].sources[] | select(.name == "bpf-sched" or .name == "bpf-events") | .live] == [true, true]' "$TMP/oomcg.json" >/dev/null 2>&1 \
+	&& pass "bpf: --cgroup profile: bpf-sched and bpf-events live (filtered by the cgroup's id)" \
+	|| fail "bpf: --cgroup profile: bpf-sched and bpf-events live" "$(jq -c -s '.[0].sources' "$TMP/oomcg.json" 2>&1 | head -c 400)"
+jq -e -s '[.[].events.ev[] | select(.type == "oom" and .comm == "tail")] | length >= 1' "$TMP/oomcg.json" >/dev/null 2>&1 \
+	&& pass "bpf: --cgroup profile: the OOM kill in the cgroup is an oom event" \
+	|| fail "bpf: --cgroup profile: the OOM kill is an oom event" "events: $(jq -c -s '[.[].events.ev[]]' "$TMP/oomcg.json" 2>&1 | head -c 300)"
 got=$(jq -s -r '[.[].cgroup.mem_max_bytes] | max' "$TMP/oomcg.json" 2>/dev/null)
 [ "$got" = 33554432 ] && pass "oom: memory.max read back as 32 MiB" || fail "oom: memory.max read back" "got '$got'"
 rmdir $CG && pass "oom: test cgroup removed" || fail "oom: test cgroup removed" "rmdir $CG"
