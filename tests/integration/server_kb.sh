@@ -95,7 +95,7 @@ if [ "$BAD" = 0 ] && [ "$ORPH" = 0 ] && [ "$ND" = 2 ]; then pass "after SIGKILL:
 # a bigger committed KB and an expensive index: /health says 503 while it builds
 start_server kb3 -m "$M" --kb "$KB"
 wait_health 200
-{ printf '{"name":"many","chunk_chars":32,"overlap_chars":0,"text":"'; for i in $(seq 1 800); do printf 'line %d of the many chunks. ' "$i"; done; printf '"}'; } >"$BIG"
+{ printf '{"name":"many","chunk_chars":32,"overlap_chars":0,"text":"'; for i in $(seq 1 4000); do printf 'line %d of the many chunks. ' "$i"; done; printf '"}'; } >"$BIG"
 CODE=$(curl -s --max-time 120 "$U/v1/kb/documents" -H 'Content-Type: application/json' --data-binary @"$BIG" -o "$TMP/body" -w '%{http_code}')
 expect_code "ingest a document of many chunks" 200 '.n_chunks > 500'
 NCH=$(jq '.n_chunks' "$TMP/body")
