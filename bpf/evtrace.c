@@ -217,6 +217,11 @@ struct evtrace *evtrace_open(const struct evtrace_opts *o, char *err, size_t err
 			ev->skel = NULL;
 		}
 	}
+	if (ret && o->affinity_fexit_only) {
+		ret = try_open(ev, o, btf, AFF_NONE, err, errlen);
+		if (ret)
+			goto fail;
+	}
 	if (ret && !o->no_syscall_tp && syscall_tp_ready(ev)) {
 		ret = try_open(ev, o, btf, AFF_SYSCALL_TP, err, errlen);
 		if (ret) {

@@ -62,6 +62,7 @@ struct evtrace_opts {
 	bool no_fexit;            /* tests: skip fexit/sched_setaffinity */
 	bool no_syscall_tp;       /* tests: skip the per-syscall tracepoints */
 	bool no_affinity;         /* no sched_setaffinity programs at all */
+	bool affinity_fexit_only; /* sched_setaffinity through fexit or not at all */
 };
 
 /* open -> configure -> load -> attach; NULL with a message in err */

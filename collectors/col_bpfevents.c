@@ -61,6 +61,7 @@ static int ev_open(struct col_ctx *ctx, void **state, char *why, size_t whylen)
 	}
 	o.btf_path = ctx->btf_path;
 	o.no_affinity = ctx->no_affinity_events;
+	o.affinity_fexit_only = ctx->affinity_fexit_only;
 	e->ev = evtrace_open(&o, why, whylen);
 	if (!e->ev) {
 		free(e);

@@ -40,6 +40,7 @@ struct col_ctx {
 	bool no_bpf;
 	bool no_events;
 	bool no_affinity_events;
+	bool affinity_fexit_only;
 	const char *btf_path;
 	struct col_target target;
 	int32_t *pids;                   /* target tgids (pid or cgroup targets) */

@@ -34,6 +34,7 @@ struct coll_opts {
 	bool no_affinity_events;   /* bpf-events without sched_setaffinity (which,
 	                              where fexit is not available, slows every
 	                              syscall of the machine) */
+	bool affinity_fexit_only;  /* sched_setaffinity only where fexit catches it */
 	const char *btf_path;      /* NULL: $EDGE_VMLINUX_BTF or the kernel's */
 };
 

@@ -26,6 +26,7 @@ struct ccfg {
 	double start_grace_s;         /* /health failures do not count this long after a start */
 	int history;                  /* snapshots kept for the policies */
 	int sustain_ticks;            /* a condition must hold this many ticks (hysteresis), every policy */
+	bool affinity_syscall_hook;   /* affinity events also where only a syscall hook can catch them */
 	/* [threads] */
 	bool threads_enabled;
 	int threads_min, threads_max; /* max 0 = the CPUs the core may use */

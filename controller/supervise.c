@@ -334,6 +334,9 @@ static void coll_reopen(struct sup *u)
 		co.pid = u->core;
 	}
 	co.sysroot = cg_sys_root(u->s)[0] ? cg_sys_root(u->s) : NULL;
+	/* supervising must not tax the core's syscalls: affinity events where
+	 * fexit makes them free, the syscall hook only when asked for */
+	co.affinity_fexit_only = !u->c->affinity_syscall_hook;
 	if (coll_new(&co, &u->coll, u->coll_why, sizeof(u->coll_why)) < 0)
 		u->coll = NULL; /* the procfs sampler stands in; coll_why says why */
 	else

@@ -158,6 +158,14 @@ curl -s -m 3 --unix-socket "$SOCK" http://x/v1/stream > "$TMP/stream" 2>/dev/nul
 n=$(grep -c '^{"tick":' "$TMP/stream")
 [ "$n" -ge 2 ] && pass "/v1/stream gives one NDJSON line per tick ($n in 3 s)" || fail "/v1/stream" "$n lines"
 curl -s --unix-socket "$SOCK" http://x/v1/snapshot | grep -q '"snapshot":{"version":1' && pass "/v1/snapshot" || fail "/v1/snapshot" "no snapshot"
+# supervising does not put the machine's syscalls on the slow path: affinity
+# events through fexit or not at all ([general] affinity_syscall_hook = false)
+EVWHY=$(curl -s --unix-socket "$SOCK" http://x/v1/snapshot | jq -r '.snapshot.sources[] | select(.name == "bpf-events") | .why')
+case $EVWHY in
+*"syscall"*) fail "supervise: no syscall hook for affinity events" "bpf-events: $EVWHY" ;;
+*"fexit"* | *"no affinity"*) pass "supervise: no syscall hook for affinity events ($EVWHY)" ;;
+*) skip "supervise: no syscall hook for affinity events" "bpf-events not live: $EVWHY" ;;
+esac
 curl -s --unix-socket "$SOCK" http://x/metrics > "$TMP/metrics"
 grep -q '^edgectl_ticks_total [1-9]' "$TMP/metrics" && grep -q '^edgectl_core_up 1' "$TMP/metrics" && pass "/metrics" || fail "/metrics" "$(head -5 "$TMP/metrics")"
 

@@ -381,6 +381,22 @@ static void ev_no_affinity(bool raw)
 	evtrace_free(ev);
 }
 
+/* affinity_fexit_only: fexit where the kernel has trampolines, else nothing */
+static void ev_fexit_only(bool raw)
+{
+	struct evtrace_opts o = { .filter = ST_FILTER_NONE, .pids_fd = -1, .force_raw_tp = raw,
+				  .affinity_fexit_only = true };
+	char err[512] = "";
+	struct evtrace *ev = evtrace_open(&o, err, sizeof(err));
+
+	if (!ev)
+		print_message("%s\n", err);
+	assert_non_null(ev);
+	print_message("evtrace mode, fexit only: %s\n", evtrace_mode(ev));
+	assert_true(strstr(evtrace_mode(ev), "fexit") || strstr(evtrace_mode(ev), "no affinity"));
+	evtrace_free(ev);
+}
+
 /* every affinity path this kernel offers, cheapest first, and none */
 static void ev_mode(bool raw)
 {
@@ -388,6 +404,7 @@ static void ev_mode(bool raw)
 	ev_path(raw, true, false);
 	ev_path(raw, true, true);
 	ev_no_affinity(raw);
+	ev_fexit_only(raw);
 }
 
 static void test_evtrace_tp_btf(void **state)
