@@ -93,6 +93,9 @@ static const struct knob_map knob_maps[CG_NKNOB] = {
 	[CG_KNOB_MEM_HIGH] = { .n = 1,
 		.v1 = { { .ctrl = CG_MEMORY, .file = "memory.soft_limit_in_bytes" } },
 		.v2 = { { .ctrl = CG_MEMORY, .file = "memory.high" } } },
+	[CG_KNOB_IDLE] = { .n = 1,
+		.v1 = { { .ctrl = CG_CPU, .file = "cpu.idle" } },
+		.v2 = { { .ctrl = CG_CPU, .file = "cpu.idle" } } },
 };
 
 static const char *const knob_names[CG_NKNOB] = {
@@ -102,6 +105,7 @@ static const char *const knob_names[CG_NKNOB] = {
 	[CG_KNOB_MEMS] = "mems",
 	[CG_KNOB_MEM_MAX] = "memory.max",
 	[CG_KNOB_MEM_HIGH] = "memory.high",
+	[CG_KNOB_IDLE] = "idle",
 };
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -785,6 +789,27 @@ int cg_set_weight(const struct cg_sys *s, const char *name, int64_t weight, char
 	}
 	snprintf(b, sizeof(b), "%" PRId64, v2 ? weight : cg_weight_to_shares(weight));
 	return cg_write(s, CG_CPU, name, v2 ? "cpu.weight" : "cpu.shares", b, err, errlen);
+}
+
+int cg_get_idle(const struct cg_sys *s, const char *name, int *idle, char *err, size_t errlen)
+{
+	char b[32];
+	int64_t v;
+	int ret = cg_read(s, CG_CPU, name, "cpu.idle", b, sizeof(b), err, errlen);
+
+	if (ret < 0)
+		return ret;
+	if (parse_i64(b, &v) < 0 || (v != 0 && v != 1)) {
+		seterr(err, errlen, "cgroup /%s: cpu.idle: malformed", name);
+		return -EINVAL;
+	}
+	*idle = (int)v;
+	return 0;
+}
+
+int cg_set_idle(const struct cg_sys *s, const char *name, int idle, char *err, size_t errlen)
+{
+	return cg_write(s, CG_CPU, name, "cpu.idle", idle ? "1" : "0", err, errlen);
 }
 
 int cg_get_cpus(const struct cg_sys *s, const char *name, int effective, char *buf, size_t len, char *err,

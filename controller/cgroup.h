@@ -58,6 +58,7 @@ enum cg_knob {
 	CG_KNOB_MEMS,
 	CG_KNOB_MEM_MAX,
 	CG_KNOB_MEM_HIGH,
+	CG_KNOB_IDLE,
 	CG_NKNOB
 };
 
@@ -119,6 +120,12 @@ int cg_set_cpu_max(const struct cg_sys *s, const char *name, int64_t quota_us,
 		   int64_t period_us, char *err, size_t errlen);
 int cg_get_weight(const struct cg_sys *s, const char *name, int64_t *weight, char *err, size_t errlen);
 int cg_set_weight(const struct cg_sys *s, const char *name, int64_t weight, char *err, size_t errlen);
+/* cpu.idle (v1 and v2, kernels >= 5.15): 1 makes the cgroup's tasks
+ * SCHED_IDLE-like to their siblings (they run only on time nobody else
+ * wants, and are preempted at once). get: -ENOENT where the kernel has no
+ * such file. */
+int cg_get_idle(const struct cg_sys *s, const char *name, int *idle, char *err, size_t errlen);
+int cg_set_idle(const struct cg_sys *s, const char *name, int idle, char *err, size_t errlen);
 int cg_get_cpus(const struct cg_sys *s, const char *name, int effective, char *buf, size_t len,
 		char *err, size_t errlen);
 int cg_set_cpus(const struct cg_sys *s, const char *name, const char *cpus, char *err, size_t errlen);

@@ -64,6 +64,7 @@ static const struct key keys[] = {
 	{ .section = "bandwidth", .name = "ttft_p99_target", .type = K_DURATION, .off = F(ttft_p99_target_ms), .def = "500ms", .min = 0.0001, .max = 3600, .doc = "time-to-first-token p99 to hold" },
 	{ .section = "bandwidth", .name = "hysteresis", .type = K_DOUBLE, .off = F(bw_hysteresis_pct), .def = "10", .min = 0, .max = 100, .doc = "act above target*(1+h%), relax below target*(1-h%)" },
 	{ .section = "bandwidth", .name = "neighbours", .type = K_LIST, .off = F(neighbours), .def = "", .doc = "cgroups whose CPU is capped to protect the core (space or comma separated)" },
+	{ .section = "bandwidth", .name = "neighbour_idle", .type = K_BOOL, .off = F(neighbour_idle), .def = "true", .doc = "first set a busy neighbour's cpu.idle (kernels >= 5.15: it then runs only on CPU time the core leaves, and yields at once), then cap its quota" },
 	{ .section = "bandwidth", .name = "neighbour_min", .type = K_DOUBLE, .off = F(neighbour_min_pct), .def = "10", .min = 1, .max = 100000, .doc = "floor of a neighbour's quota, % of one CPU" },
 	{ .section = "bandwidth", .name = "step", .type = K_DOUBLE, .off = F(bw_step_pct), .def = "25", .min = 1, .max = 90, .doc = "bound on one quota change, % of the current quota" },
 	{ .section = "bandwidth", .name = "cooldown", .type = K_DURATION, .off = F(bw_cooldown_s), .def = "5s", .min = 0, .max = 86400, .doc = "no new change this long after one" },

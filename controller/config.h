@@ -49,6 +49,7 @@ struct ccfg {
 	char neighbours[CCFG_MAX_NEIGHBOURS][CCFG_STR];
 	int nneighbours;
 	double neighbour_min_pct;     /* floor of a neighbour's quota, % of one CPU */
+	bool neighbour_idle;          /* first make a busy neighbour cpu.idle, then cap it */
 	double bw_step_pct;           /* bound on one change of a quota, relative */
 	double bw_cooldown_s;
 	double bw_relax_s;            /* under target this long after the last tightening before giving back */

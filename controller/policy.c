@@ -60,6 +60,7 @@ static const char *const action_names[] = {
 	[POL_ACT_PIN_WORKERS] = "pin_workers",
 	[POL_ACT_SET_CPU_MAX] = "set_cpu_max",
 	[POL_ACT_SET_WEIGHT] = "set_weight",
+	[POL_ACT_SET_IDLE] = "set_idle",
 };
 
 const char *pol_kind_name(enum pol_kind k)
@@ -114,6 +115,15 @@ void pol_mem_commit(struct pol_mem *m, const struct pol_decision *d, const struc
 		m->last_dir[d->policy] = d->from < 0 ? -1 : d->to < 0 ? 1 : m->last_dir[d->policy];
 		if (d->to >= 0 && (d->from < 0 || d->to < d->from))
 			m->last_tighten_s = now_s;
+		break;
+	}
+	case POL_ACT_SET_IDLE: {
+		int i = nb_index(env, d->target);
+
+		if (d->to)
+			m->last_tighten_s = now_s;
+		if (i >= 0)
+			m->idled[i] = d->to != 0;
 		break;
 	}
 	case POL_ACT_SET_WEIGHT:
@@ -617,6 +627,25 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 
 			if (nb->quota_us < 0 && nb->usage_pct <= floor_pct)
 				continue; /* not limited and hardly using anything: leave it */
+			if (c->neighbour_idle && nb->idle == 0) {
+				/* first step for a busy neighbour: idle, not capped. It
+				 * keeps every CPU cycle the core leaves, and yields at
+				 * once when the core wakes */
+				d = &out[nd++];
+				memset(d, 0, sizeof(*d));
+				d->policy = POL_BANDWIDTH;
+				d->action = POL_ACT_SET_IDLE;
+				snprintf(d->target, sizeof(d->target), "%s", nb->name);
+				d->from = 0;
+				d->to = 1;
+				fmt(d->reason, sizeof(d->reason),
+				    "ttft p99 %.0f ms > target %.0f ms +%.0f%% for %d ticks: neighbour %s cpu.idle 0 -> 1 (it runs on what the core leaves)",
+				    p99, c->ttft_p99_target_ms, c->bw_hysteresis_pct, c->sustain_ticks, nb->name);
+				fmt(d->inputs, sizeof(d->inputs),
+				    "{\"ttft_p99_ms\":%.1f,\"target_ms\":%g,\"neighbour_usage_pct\":%.1f,\"idle\":0}", p99,
+				    c->ttft_p99_target_ms, nb->usage_pct);
+				continue;
+			}
 			if (cur_pct <= floor_pct + 0.01)
 				continue;
 			to_pct = cur_pct * (1 - c->bw_step_pct / 100);
@@ -673,6 +702,24 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 		    c->ttft_p99_target_ms, c->bw_hysteresis_pct, nb->name, to < 0 ? "its unlimited quota" : "one step");
 		fmt(d->inputs, sizeof(d->inputs), "{\"ttft_p99_ms\":%.1f,\"target_ms\":%g,\"quota_us\":%" PRId64 "}", p99,
 		    c->ttft_p99_target_ms, nb->quota_us);
+	}
+	/* then the idle flags we set, once that neighbour's quota is back */
+	for (int i = 0; i < env->nneighbours && nd < max; i++) {
+		const struct pol_neighbour *nb = &env->nb[i];
+		struct pol_decision *d;
+
+		if (!m->idled[i] || nb->idle != 1 || m->capped[i])
+			continue;
+		d = &out[nd++];
+		memset(d, 0, sizeof(*d));
+		d->policy = POL_BANDWIDTH;
+		d->action = POL_ACT_SET_IDLE;
+		snprintf(d->target, sizeof(d->target), "%s", nb->name);
+		d->from = 1;
+		d->to = 0;
+		fmt(d->reason, sizeof(d->reason), "ttft p99 %.0f ms < target %.0f ms -%.0f%%: neighbour %s cpu.idle back to 0",
+		    p99, c->ttft_p99_target_ms, c->bw_hysteresis_pct, nb->name);
+		fmt(d->inputs, sizeof(d->inputs), "{\"ttft_p99_ms\":%.1f,\"idle\":1}", p99);
 	}
 	if (!nd && nd < max && m->core_weight_orig > 0 && env->core_weight != m->core_weight_orig) {
 		struct pol_decision *d = &out[nd++];

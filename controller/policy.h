@@ -42,6 +42,7 @@ enum pol_action {
 	POL_ACT_PIN_WORKERS,     /* worker tid[i] -> cpu[i] */
 	POL_ACT_SET_CPU_MAX,     /* cgroup target: quota from -> to (us, -1 = max), period_us */
 	POL_ACT_SET_WEIGHT,      /* cgroup target: weight from -> to */
+	POL_ACT_SET_IDLE,        /* cgroup target: cpu.idle from -> to (0/1) */
 };
 
 struct pol_decision {
@@ -64,6 +65,7 @@ struct pol_neighbour {
 	int64_t quota_us;        /* -1 = no limit */
 	int64_t period_us;
 	double usage_pct;        /* CPU use in the last tick, 100 = one CPU */
+	int idle;                /* cpu.idle: 0, 1, or -1 where the kernel has none */
 };
 
 /* What the actuators read back this tick. */
@@ -90,6 +92,7 @@ struct pol_mem {
 	int aff_cpu[POL_MAX_WORKERS];
 	int capped[CCFG_MAX_NEIGHBOURS];  /* we lowered this neighbour's quota */
 	int64_t orig_quota[CCFG_MAX_NEIGHBOURS]; /* its quota before we capped it */
+	int idled[CCFG_MAX_NEIGHBOURS];   /* we set its cpu.idle to 1 */
 	int64_t core_weight_orig;         /* -1 until we raised the core's weight */
 	double last_tighten_s;            /* the bandwidth policy's last cap or weight raise */
 };

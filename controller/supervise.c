@@ -519,6 +519,8 @@ static void read_env(struct sup *u, const struct cadmin_stats *as, struct pol_en
 		snprintf(nb->name, sizeof(nb->name), "%s", u->c->neighbours[i]);
 		if (cg_get_cpu_max(u->s, nb->name, &nb->quota_us, &nb->period_us, NULL, 0) < 0)
 			continue; /* gone or never there: nothing to cap */
+		if (cg_get_idle(u->s, nb->name, &nb->idle, NULL, 0) < 0)
+			nb->idle = -1; /* no cpu.idle here (kernel < 5.15) */
 		us = cg_usage_ns(u, nb->name);
 		if (u->nb_t_prev > 0 && us >= u->nb_usage_prev[i])
 			nb->usage_pct = (double)(us - u->nb_usage_prev[i]) / 1e9 / (now - u->nb_t_prev) * 100.0;
@@ -563,6 +565,13 @@ static int apply(struct sup *u, const struct pol_decision *d, char *err, size_t 
 			ret = cstate_save(u->st, err, errlen);
 		if (!ret)
 			ret = cg_set_cpu_max(u->s, d->target, d->to, d->period_us, err, errlen);
+		break;
+	case POL_ACT_SET_IDLE:
+		ret = cstate_note_knob(u->st, u->s, CG_KNOB_IDLE, d->target, err, errlen);
+		if (!ret)
+			ret = cstate_save(u->st, err, errlen);
+		if (!ret)
+			ret = cg_set_idle(u->s, d->target, (int)d->to, err, errlen);
 		break;
 	case POL_ACT_SET_WEIGHT:
 		ret = cstate_note_knob(u->st, u->s, CG_KNOB_WEIGHT, d->target, err, errlen);

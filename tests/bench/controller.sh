@@ -110,7 +110,7 @@ read -r a50 a99 < <(measure "$n")
 start_hog; sleep 1
 read -r b50 b99 < <(measure "$n")
 stop_sup
-target=$(awk -v p="$a99" 'BEGIN { t = p * 1.1; printf "%d", (t < 10 ? 10 : t + 0.999) }')
+target=$(awk -v p="$a99" 'BEGIN { t = p * 1.1; printf "%d", (t < 2 ? 2 : t + 0.999) }')
 write_cfg "$T/c.ini" true "$target"
 start_sup "$T/c.ini" || exit 1
 measure 40 > /dev/null # the policy acts on what this traffic shows
@@ -119,7 +119,12 @@ read -r c50 c99 < <(measure "$n")
 read -r d50 d99 < <(measure "$n")
 capped=$(grep -c '"action":"set_cpu_max"' "$T/audit.jsonl")
 q=$(cat $CPUDIR/$HOG/cpu.cfs_quota_us 2>/dev/null || cat $CPUDIR/$HOG/cpu.max)
-stop_sup; stop_hog
+idle_during=$(cat $CPUDIR/$HOG/cpu.idle 2>/dev/null || echo n/a)
+stop_sup
+# supervise's exit reverts what it changed
+q_after=$(cat $CPUDIR/$HOG/cpu.cfs_quota_us 2>/dev/null || cat $CPUDIR/$HOG/cpu.max)
+idle_after=$(cat $CPUDIR/$HOG/cpu.idle 2>/dev/null || echo n/a)
+stop_hog
 cp "$T/audit.jsonl" "$T/audit.keep" 2>/dev/null
 echo "| case ($n requests, one per 200 ms, max_tokens 1) | TTFT p50 ms | TTFT p99 ms |"
 echo "|---|---|---|"
@@ -127,6 +132,8 @@ echo "| no hog | $a50 | $a99 |"
 echo "| hog in a neighbour cgroup, untuned | $b50 | $b99 |"
 echo "| hog under supervise, first $n requests (target ${target} ms) | $c50 | $c99 |"
 echo "| hog under supervise, next $n requests ($capped quota decisions in all, hog quota at the end: $q) | $d50 | $d99 |"
+echo
+echo "hog cgroup: quota $q and cpu.idle $idle_during under supervise; after supervise exited (revert): quota $q_after, cpu.idle $idle_after"
 awk -v c="$c99" -v d="$d99" -v a="$a99" 'BEGIN { printf "\np99 under supervise / p99 without hog = %.2f over the first window, %.2f over the next (target <= 1.2)\n", c / a, d / a }'
 echo
 echo "bandwidth decisions of the supervised run (audit log):"

@@ -304,6 +304,8 @@ struct bw_case {
 	double since_last;
 	double since_tighten;    /* > 0: the last cap / weight raise this long ago */
 	int64_t weight_orig;     /* > 0: we raised the core's weight from this */
+	int nb_idle;             /* the hog's cpu.idle: 0 no such file, 1 -> 0, 2 -> 1 */
+	int idled;               /* we set its cpu.idle */
 	int want_n;
 	enum pol_action want_act[3];
 	int64_t want_to[3];
@@ -344,6 +346,17 @@ static const struct bw_case bw_cases[] = {
 	  .core_weight = 1000, .weight_orig = 100, .nb_quota = 50000, .nb_usage = 50, .capped = 1, .orig = 200000,
 	  .since_tighten = 40, .want_n = 1, .want_act = { POL_ACT_SET_CPU_MAX }, .want_to = { 62500 },
 	  .want_reason = "give neighbour" },
+	{ .name = "p99 over target, cpu.idle there: weight, and the hog idle (not capped)", .ttft = { 800, 900, 900 },
+	  .core_weight = 100, .nb_quota = -1, .nb_usage = 150, .nb_idle = 1, .want_n = 2,
+	  .want_act = { POL_ACT_SET_WEIGHT, POL_ACT_SET_IDLE }, .want_to = { 1000, 1 },
+	  .want_reason = "cpu.idle 0 -> 1" },
+	{ .name = "p99 still over, hog already idle: cap it", .ttft = { 800, 900, 900 }, .core_weight = 1000,
+	  .nb_quota = -1, .nb_usage = 150, .nb_idle = 2, .idled = 1, .want_n = 1, .want_act = { POL_ACT_SET_CPU_MAX },
+	  .want_to = { 112500 }, .want_reason = "quota 150% -> 112%" },
+	{ .name = "under target, quota back: the hog's idle flag next", .ttft = { 200, 200, 200 },
+	  .core_weight = 1000, .weight_orig = 100, .nb_quota = -1, .nb_usage = 50, .nb_idle = 2, .idled = 1,
+	  .since_tighten = 40, .want_n = 1, .want_act = { POL_ACT_SET_IDLE }, .want_to = { 0 },
+	  .want_reason = "cpu.idle back to 0" },
 	{ .name = "under target, every quota back: the core's weight last", .ttft = { 200, 200, 200 },
 	  .core_weight = 1000, .weight_orig = 100, .nb_quota = 200000, .nb_usage = 50, .since_tighten = 40,
 	  .want_n = 1, .want_act = { POL_ACT_SET_WEIGHT }, .want_to = { 100 }, .want_reason = "core weight back to 100" },
@@ -374,6 +387,8 @@ static void test_bandwidth_table(void **state)
 		env.nb[0].quota_us = bc->nb_quota;
 		env.nb[0].period_us = 100000;
 		env.nb[0].usage_pct = bc->nb_usage;
+		env.nb[0].idle = bc->nb_idle - 1;
+		m.idled[0] = bc->idled;
 		m.capped[0] = bc->capped;
 		m.orig_quota[0] = bc->orig;
 		if (bc->since_last > 0)
