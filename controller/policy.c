@@ -570,6 +570,22 @@ static int64_t pct_to_quota(double pct, int64_t period)
 	return q < 1000 ? 1000 : q;
 }
 
+/* the next bandwidth decision in out[*nd]: zeroed, with its action, target
+ * and from -> to; the caller adds the rest (period, reason, inputs) */
+static struct pol_decision *bw_decision(struct pol_decision *out, int *nd, enum pol_action action,
+					const char *target, int64_t from, int64_t to)
+{
+	struct pol_decision *d = &out[(*nd)++];
+
+	memset(d, 0, sizeof(*d));
+	d->policy = POL_BANDWIDTH;
+	d->action = action;
+	snprintf(d->target, sizeof(d->target), "%s", target);
+	d->from = from;
+	d->to = to;
+	return d;
+}
+
 int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, const struct pol_env *env,
 		  const struct pol_mem *m, struct pol_decision *out, int max, char *why, size_t whylen)
 {
@@ -605,14 +621,10 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 	}
 	if (over) {
 		if (env->core_weight > 0 && env->core_weight < c->core_weight && nd < max) {
-			struct pol_decision *d = &out[nd++];
+			struct pol_decision *d = bw_decision(out, &nd, POL_ACT_SET_WEIGHT,
+							     env->weight_cg[0] ? env->weight_cg : c->cgroup,
+							     env->core_weight, c->core_weight);
 
-			memset(d, 0, sizeof(*d));
-			d->policy = POL_BANDWIDTH;
-			d->action = POL_ACT_SET_WEIGHT;
-			snprintf(d->target, sizeof(d->target), "%s", env->weight_cg[0] ? env->weight_cg : c->cgroup);
-			d->from = env->core_weight;
-			d->to = c->core_weight;
 			fmt(d->reason, sizeof(d->reason), "ttft p99 %.0f ms > target %.0f ms +%.0f%%: core weight %" PRId64 " -> %" PRId64,
 			    p99, c->ttft_p99_target_ms, c->bw_hysteresis_pct, d->from, d->to);
 			fmt(d->inputs, sizeof(d->inputs), "{\"ttft_p99_ms\":%.1f,\"target_ms\":%g,\"weight\":%" PRId64 "}", p99,
@@ -631,13 +643,7 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 				/* first step for a busy neighbour: idle, not capped. It
 				 * keeps every CPU cycle the core leaves, and yields at
 				 * once when the core wakes */
-				d = &out[nd++];
-				memset(d, 0, sizeof(*d));
-				d->policy = POL_BANDWIDTH;
-				d->action = POL_ACT_SET_IDLE;
-				snprintf(d->target, sizeof(d->target), "%s", nb->name);
-				d->from = 0;
-				d->to = 1;
+				d = bw_decision(out, &nd, POL_ACT_SET_IDLE, nb->name, 0, 1);
 				fmt(d->reason, sizeof(d->reason),
 				    "ttft p99 %.0f ms > target %.0f ms +%.0f%% for %d ticks: neighbour %s cpu.idle 0 -> 1 (it runs on what the core leaves)",
 				    p99, c->ttft_p99_target_ms, c->bw_hysteresis_pct, c->sustain_ticks, nb->name);
@@ -651,13 +657,7 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 			to_pct = cur_pct * (1 - c->bw_step_pct / 100);
 			if (to_pct < floor_pct)
 				to_pct = floor_pct;
-			d = &out[nd++];
-			memset(d, 0, sizeof(*d));
-			d->policy = POL_BANDWIDTH;
-			d->action = POL_ACT_SET_CPU_MAX;
-			snprintf(d->target, sizeof(d->target), "%s", nb->name);
-			d->from = nb->quota_us;
-			d->to = pct_to_quota(to_pct, period);
+			d = bw_decision(out, &nd, POL_ACT_SET_CPU_MAX, nb->name, nb->quota_us, pct_to_quota(to_pct, period));
 			d->period_us = period;
 			fmt(d->reason, sizeof(d->reason),
 			    "ttft p99 %.0f ms > target %.0f ms +%.0f%% for %d ticks: neighbour %s quota %.0f%% -> %.0f%% of a CPU (step %.0f%%, floor %.0f%%)",
@@ -690,13 +690,7 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 		to = (int64_t)llround((double)nb->quota_us * (1 + c->bw_step_pct / 100));
 		if (m->orig_quota[i] < 0 ? to >= period * (int64_t)CPU_COUNT(&env->allowed) * 4 : to >= m->orig_quota[i])
 			to = m->orig_quota[i];
-		d = &out[nd++];
-		memset(d, 0, sizeof(*d));
-		d->policy = POL_BANDWIDTH;
-		d->action = POL_ACT_SET_CPU_MAX;
-		snprintf(d->target, sizeof(d->target), "%s", nb->name);
-		d->from = nb->quota_us;
-		d->to = to;
+		d = bw_decision(out, &nd, POL_ACT_SET_CPU_MAX, nb->name, nb->quota_us, to);
 		d->period_us = period;
 		fmt(d->reason, sizeof(d->reason), "ttft p99 %.0f ms < target %.0f ms -%.0f%%: give neighbour %s back %s", p99,
 		    c->ttft_p99_target_ms, c->bw_hysteresis_pct, nb->name, to < 0 ? "its unlimited quota" : "one step");
@@ -710,26 +704,16 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 
 		if (!m->idled[i] || nb->idle != 1 || m->capped[i])
 			continue;
-		d = &out[nd++];
-		memset(d, 0, sizeof(*d));
-		d->policy = POL_BANDWIDTH;
-		d->action = POL_ACT_SET_IDLE;
-		snprintf(d->target, sizeof(d->target), "%s", nb->name);
-		d->from = 1;
-		d->to = 0;
+		d = bw_decision(out, &nd, POL_ACT_SET_IDLE, nb->name, 1, 0);
 		fmt(d->reason, sizeof(d->reason), "ttft p99 %.0f ms < target %.0f ms -%.0f%%: neighbour %s cpu.idle back to 0",
 		    p99, c->ttft_p99_target_ms, c->bw_hysteresis_pct, nb->name);
 		fmt(d->inputs, sizeof(d->inputs), "{\"ttft_p99_ms\":%.1f,\"idle\":1}", p99);
 	}
 	if (!nd && nd < max && m->core_weight_orig > 0 && env->core_weight != m->core_weight_orig) {
-		struct pol_decision *d = &out[nd++];
+		struct pol_decision *d = bw_decision(out, &nd, POL_ACT_SET_WEIGHT,
+						     env->weight_cg[0] ? env->weight_cg : c->cgroup, env->core_weight,
+						     m->core_weight_orig);
 
-		memset(d, 0, sizeof(*d));
-		d->policy = POL_BANDWIDTH;
-		d->action = POL_ACT_SET_WEIGHT;
-		snprintf(d->target, sizeof(d->target), "%s", env->weight_cg[0] ? env->weight_cg : c->cgroup);
-		d->from = env->core_weight;
-		d->to = m->core_weight_orig;
 		fmt(d->reason, sizeof(d->reason), "ttft p99 %.0f ms < target %.0f ms -%.0f%%: core weight back to %" PRId64,
 		    p99, c->ttft_p99_target_ms, c->bw_hysteresis_pct, d->to);
 		fmt(d->inputs, sizeof(d->inputs), "{\"ttft_p99_ms\":%.1f,\"weight\":%" PRId64 "}", p99, env->core_weight);
