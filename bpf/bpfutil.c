@@ -88,6 +88,19 @@ int bpfutil_prog_stats(int prog_fd, __u64 *run_time_ns, __u64 *run_cnt)
 	return 0;
 }
 
+void bpfutil_progs_stats(struct bpf_program *const *progs, size_t n, __u64 *run_time_ns, __u64 *run_cnt)
+{
+	*run_time_ns = *run_cnt = 0;
+	for (size_t i = 0; i < n; i++) {
+		__u64 t, c;
+		int fd = bpf_program__fd(progs[i]);
+		if (fd < 0 || bpfutil_prog_stats(fd, &t, &c))
+			continue;
+		*run_time_ns += t;
+		*run_cnt += c;
+	}
+}
+
 int bpfutil_btf_path(const char *path, const char **out, char *err, size_t errlen)
 {
 	const char *p = path && *path ? path : getenv("EDGE_VMLINUX_BTF");

@@ -18,6 +18,9 @@ void bpfutil_last_log(char *buf, size_t len);
 bool bpfutil_probe_tp_btf(const char *name);
 /* run_time_ns and run_cnt of a loaded program (0 when bpf_stats are off) */
 int bpfutil_prog_stats(int prog_fd, __u64 *run_time_ns, __u64 *run_cnt);
+/* the same summed over progs[0..n) (libbpf programs; those not loaded count 0) */
+struct bpf_program;
+void bpfutil_progs_stats(struct bpf_program *const *progs, size_t n, __u64 *run_time_ns, __u64 *run_cnt);
 /* the BTF file the loaders will use: path if given, else EDGE_VMLINUX_BTF
  * from the environment, else NULL (the kernel's). Checks it is readable:
  * returns 0, or a negative errno with a message in err. */

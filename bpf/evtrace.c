@@ -305,14 +305,6 @@ int evtrace_syscall_stats(const struct evtrace *ev, __u64 *run_time_ns, __u64 *r
 		ev->skel->progs.aff_fexit,
 	};
 
-	*run_time_ns = *run_cnt = 0;
-	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
-		__u64 t, n;
-		int fd = bpf_program__fd(progs[i]);
-		if (fd < 0 || bpfutil_prog_stats(fd, &t, &n))
-			continue;
-		*run_time_ns += t;
-		*run_cnt += n;
-	}
+	bpfutil_progs_stats(progs, sizeof(progs) / sizeof(progs[0]), run_time_ns, run_cnt);
 	return 0;
 }

@@ -407,17 +407,7 @@ int schedtrace_all_stats(const struct schedtrace *st, __u64 *run_time_ns, __u64 
 		st->skel->progs.wakeup_raw, st->skel->progs.wakeup_new_raw, st->skel->progs.migrate_raw,
 		st->skel->progs.exec_raw,
 	};
-	int n = 0;
 
-	*run_time_ns = *run_cnt = 0;
-	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
-		__u64 t, c;
-		int fd = bpf_program__fd(progs[i]);
-		if (fd < 0 || bpfutil_prog_stats(fd, &t, &c))
-			continue;
-		*run_time_ns += t;
-		*run_cnt += c;
-		n++;
-	}
-	return n ? 0 : -ENOENT;
+	bpfutil_progs_stats(progs, sizeof(progs) / sizeof(progs[0]), run_time_ns, run_cnt);
+	return 0;
 }
