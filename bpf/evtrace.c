@@ -5,11 +5,15 @@
  * architecture, the shape of oom:mark_victim read from the kernel's BTF, page
  * size) -> share schedtrace's pid set -> pick tp_btf or raw_tp -> load ->
  * attach. Affinity changes go through fexit/sched_setaffinity when the
- * kernel has BPF trampolines; if that load or attach fails, the whole object
- * is opened again with the tracepoints of that one syscall
+ * kernel has BPF trampolines; if that load or attach fails, through
+ * schedtrace's cpus_mask watch where the caller passes its ring (no program
+ * here: schedtrace compares a target thread's mask at each switch-out, and
+ * this loader drains that ring with its own), unless the caller prefers the
+ * syscall hooks (affinity_syscalls: they see the caller and the result).
+ * Those are the tracepoints of that one syscall
  * (syscalls:sys_{enter,exit}_sched_setaffinity; tracefs is mounted for their
- * ids if it is not), and failing those with the raw syscall tracepoints,
- * which every syscall of the machine pays for. Records are drained once per tick with ring_buffer__consume, which
+ * ids if it is not), and failing those the raw syscall tracepoints. Either
+ * puts every syscall of the machine on the kernel's slower path. Records are drained once per tick with ring_buffer__consume, which
  * never blocks. Errors are returned with a message, never printed.
  */
 #include "bpf/evtrace.h"
@@ -33,7 +37,8 @@ enum aff_how {
 	AFF_FEXIT,       /* fexit/sched_setaffinity: BPF trampolines */
 	AFF_SYSCALL_TP,  /* syscalls:sys_{enter,exit}_sched_setaffinity (tracefs) */
 	AFF_RAW_SYSCALLS, /* raw_syscalls sys_enter/sys_exit: every syscall pays */
-	AFF_NONE         /* not watched (evtrace_opts.no_affinity) */
+	AFF_NONE,        /* not watched (evtrace_opts.no_affinity) */
+	AFF_SWITCH       /* schedtrace's cpus_mask watch at switch-out (its ring) */
 };
 
 struct evtrace {
@@ -217,6 +222,12 @@ struct evtrace *evtrace_open(const struct evtrace_opts *o, char *err, size_t err
 			ev->skel = NULL;
 		}
 	}
+	if (ret && o->aff_switch && (!o->affinity_syscalls || o->affinity_fexit_only)) {
+		ret = try_open(ev, o, btf, AFF_NONE, err, errlen);
+		if (ret)
+			goto fail;
+		ev->aff = AFF_SWITCH;
+	}
 	if (ret && o->affinity_fexit_only) {
 		ret = try_open(ev, o, btf, AFF_NONE, err, errlen);
 		if (ret)
@@ -240,6 +251,13 @@ struct evtrace *evtrace_open(const struct evtrace_opts *o, char *err, size_t err
 		set_err(err, errlen, "opening the ring buffer", ret);
 		goto fail;
 	}
+	if (ev->aff == AFF_SWITCH) {
+		ret = ring_buffer__add(ev->rb, o->aff_ring_fd, on_sample, ev);
+		if (ret) {
+			set_err(err, errlen, "adding schedtrace's affinity ring", ret);
+			goto fail;
+		}
+	}
 	return ev;
 fail:
 	evtrace_free(ev);
@@ -255,6 +273,11 @@ void evtrace_free(struct evtrace *ev)
 	free(ev);
 }
 
+bool evtrace_affinity_at_switch(const struct evtrace *ev)
+{
+	return ev->aff == AFF_SWITCH;
+}
+
 bool evtrace_mounted_tracefs(const struct evtrace *ev)
 {
 	return ev->mounted_tracefs;
@@ -262,9 +285,11 @@ bool evtrace_mounted_tracefs(const struct evtrace *ev)
 
 const char *evtrace_mode(const struct evtrace *ev)
 {
-	static const char *const names[2][4] = {
-		{ "raw_tp, fexit", "raw_tp, syscall tracepoints", "raw_tp, raw syscalls", "raw_tp, no affinity" },
-		{ "tp_btf, fexit", "tp_btf, syscall tracepoints", "tp_btf, raw syscalls", "tp_btf, no affinity" },
+	static const char *const names[2][5] = {
+		{ "raw_tp, fexit", "raw_tp, syscall tracepoints", "raw_tp, raw syscalls", "raw_tp, no affinity",
+		  "raw_tp, affinity seen at switch-out" },
+		{ "tp_btf, fexit", "tp_btf, syscall tracepoints", "tp_btf, raw syscalls", "tp_btf, no affinity",
+		  "tp_btf, affinity seen at switch-out" },
 	};
 
 	return names[ev->btf_mode][ev->aff];

@@ -23,7 +23,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
 
-#include "bpf/schedtrace.h"
+#include "bpf/evtrace.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -35,8 +35,15 @@ const volatile __s32 target_level = 0;
 const volatile bool use_sched_info = false;
 /* advanced by user space each time it changes target_pids */
 volatile __u32 filter_gen = 0;
+/* thread records in task storage (tp_btf; set by the loader) or in the
+ * per-CPU LRU hash */
+const volatile bool thr_task_storage = false;
+/* set by user space: report a target thread's cpus_mask change seen at its
+ * switch-out through aff_ring (tp_btf only) */
+volatile bool aff_watch = false;
 
 #define TASK_RUNNING 0
+#define TASK_DEAD 0x80
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -58,6 +65,25 @@ struct {
 	__type(key, __u32);
 	__type(value, struct st_thread);
 } threads SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct st_thread);
+} thr_ts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct st_thread);
+} exited SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 64 * 1024);
+} aff_ring SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -143,20 +169,68 @@ static __always_inline __u32 classify(struct task_struct *t, __u32 pid, __u32 tg
 	return task_is_target(t, pid, tgid, btf) ? ST_CLASS_TARGET : ST_CLASS_OTHER;
 }
 
+/* the record of target thread t, made on first use. tp_btf: its task
+ * storage (a pointer walk from the task: what makes tracing every task of
+ * the machine affordable); raw_tp: this CPU's copy in the LRU hash */
 static __always_inline struct st_thread *thread_get(__u32 tid, struct task_struct *t, bool btf)
 {
-	struct st_thread *th = bpf_map_lookup_elem(&threads, &tid);
+	struct st_thread *th;
 
-	if (th)
-		return th;
-	bpf_map_update_elem(&threads, &tid, &zero_thread, BPF_NOEXIST);
-	th = bpf_map_lookup_elem(&threads, &tid);
-	if (!th)
-		return NULL;
+	if (btf && thr_task_storage) {
+		th = bpf_task_storage_get(&thr_ts, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (!th || th->comm_ts)
+			return th;
+	} else {
+		th = bpf_map_lookup_elem(&threads, &tid);
+		if (th)
+			return th;
+		bpf_map_update_elem(&threads, &tid, &zero_thread, BPF_NOEXIST);
+		th = bpf_map_lookup_elem(&threads, &tid);
+		if (!th)
+			return NULL;
+	}
 	th->tgid = btf ? t->tgid : BPF_CORE_READ(t, tgid);
 	bpf_probe_read_kernel_str(th->comm, sizeof(th->comm), &t->comm);
 	th->comm_ts = bpf_ktime_get_ns();
 	return th;
+}
+
+/* the record of t if it has one */
+static __always_inline struct st_thread *thread_find(__u32 tid, struct task_struct *t, bool btf)
+{
+	if (btf && thr_task_storage)
+		return bpf_task_storage_get(&thr_ts, t, 0, 0);
+	return bpf_map_lookup_elem(&threads, &tid);
+}
+
+/* Affinity changes without a syscall hook: a target thread's cpus_mask (the
+ * effective mask: what sched_setaffinity asked for within its cpuset, also
+ * changed by cpuset writes and CPU hotplug) compared at each switch-out with
+ * the one its record saw last. The change is reported when the thread next
+ * leaves a CPU after it, so a sleeping thread's when it has run again. */
+static __always_inline void aff_check(struct task_struct *t, __u32 tid, struct st_thread *th)
+{
+	__u64 m = t->cpus_mask.bits[0];
+	struct ev_rec *r;
+
+	if (m == th->cpus_mask)
+		return;
+	if (th->cpus_mask) {
+		r = bpf_ringbuf_reserve(&aff_ring, sizeof(*r), 0);
+		if (r) {
+			__builtin_memset(r, 0, sizeof(*r));
+			r->type = EV_AFFINITY;
+			r->flags = EV_F_AT_SWITCH;
+			r->ts_ns = bpf_ktime_get_ns();
+			r->pid = tid;
+			r->tgid = th->tgid;
+			r->mask[0] = m;
+			r->prev_mask[0] = th->cpus_mask;
+			__builtin_memcpy(r->comm, th->comm, sizeof(r->comm));
+			bpf_ringbuf_submit(r, 0);
+		}
+	}
+	th->cpus_mask = m;
 }
 
 static __always_inline long task_state(struct task_struct *t, bool btf)
@@ -288,7 +362,8 @@ static __always_inline int on_switch(bool preempt, struct task_struct *prev,
 		c->busy_ns[prev_class == ST_CLASS_TARGET ? ST_CLASS_TARGET : ST_CLASS_OTHER] += delta;
 		if (prev_class == ST_CLASS_TARGET) {
 			struct st_thread *th = thread_get(prev_pid, prev, btf);
-			bool invol = preempt || task_state(prev, btf) == TASK_RUNNING;
+			long state = task_state(prev, btf);
+			bool invol = preempt || state == TASK_RUNNING;
 			if (th) {
 				__u32 b = prev_pid == c->curr_tid ? c->curr_bucket : 0;
 				th->oncpu_ns += delta;
@@ -303,6 +378,18 @@ static __always_inline int on_switch(bool preempt, struct task_struct *prev,
 					if (idx < ST_RQ_BUCKETS) {
 						th->rq_count++;
 						th->rq_hist[idx]++;
+					}
+				}
+				if (btf && thr_task_storage) {
+					th->last_cpu = (__s32)bpf_get_smp_processor_id();
+					if (aff_watch)
+						aff_check(prev, prev_pid, th);
+					/* its last switch: the task storage goes with
+					 * the task, so keep the final figures for
+					 * user space's next read */
+					if (state == TASK_DEAD) {
+						th->exit_ts = bpf_ktime_get_ns();
+						bpf_map_update_elem(&exited, &prev_pid, th, BPF_ANY);
 					}
 				}
 			}
@@ -381,7 +468,7 @@ static __always_inline int on_migrate(struct task_struct *p, int dest, bool btf)
 	if (classify(p, pid, tgid, btf) != ST_CLASS_TARGET)
 		return 0;
 	c->target_migrations++;
-	struct st_thread *th = bpf_map_lookup_elem(&threads, &pid);
+	struct st_thread *th = thread_find(pid, p, btf);
 	if (th)
 		th->migrations++;
 	return 0;
@@ -415,7 +502,7 @@ int BPF_PROG(migrate_btf, struct task_struct *p, int dest_cpu)
 static __always_inline int on_exec(struct task_struct *p, bool btf)
 {
 	__u32 pid = btf ? p->pid : BPF_CORE_READ(p, pid);
-	struct st_thread *th = bpf_map_lookup_elem(&threads, &pid);
+	struct st_thread *th = thread_find(pid, p, btf);
 
 	if (!th)
 		return 0;
@@ -459,4 +546,25 @@ SEC("raw_tp/sched_migrate_task")
 int BPF_PROG(migrate_raw, struct task_struct *p, int dest_cpu)
 {
 	return on_migrate(p, dest_cpu, false);
+}
+
+/* user space's read of the task-storage records: one (u64 tid, struct
+ * st_thread) pair per thread that has one */
+SEC("iter/task")
+int dump_threads(struct bpf_iter__task *ctx)
+{
+	struct seq_file *seq = ctx->meta->seq;
+	struct task_struct *t = ctx->task;
+	struct st_thread *th;
+	__u64 tid;
+
+	if (!t)
+		return 0;
+	th = bpf_task_storage_get(&thr_ts, t, 0, 0);
+	if (!th)
+		return 0;
+	tid = (__u32)t->pid;
+	bpf_seq_write(seq, &tid, sizeof(tid));
+	bpf_seq_write(seq, th, sizeof(*th));
+	return 0;
 }

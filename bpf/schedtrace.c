@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -39,6 +40,12 @@ struct schedtrace {
 	bool run_delay;            /* run-queue waits from the kernel's sched_info */
 	int32_t *pids;             /* the set now in pidbits */
 	size_t npids;
+	bool task_storage;         /* thread records in thr_ts (tp_btf) */
+	__u64 exited_keep_ns;
+	unsigned char *iterbuf;    /* one read of dump_threads */
+	size_t itercap;
+	__u32 *gone;               /* tids of the exited records of this read */
+	size_t ngone, gonecap;
 };
 
 /* words of the tgid bitmap: pid_max / 64, rounded up */
@@ -154,6 +161,13 @@ static int open_load(struct schedtrace *st, const struct schedtrace_opts *o, str
 		bpf_map__set_max_entries(st->skel->maps.start, o->max_threads);
 	}
 	st->btf_mode = !o->force_raw_tp && !btf && bpfutil_probe_tp_btf("sched_switch");
+	st->task_storage = st->btf_mode && !o->force_lru_threads;
+	st->skel->rodata->thr_task_storage = st->task_storage;
+	/* the per-CPU LRU hash is preallocated (entries x CPUs x record): keep
+	 * it small where task storage holds the threads */
+	if (st->task_storage)
+		bpf_map__set_max_entries(st->skel->maps.threads, 64);
+	bpf_program__set_autoload(st->skel->progs.dump_threads, st->task_storage);
 	{
 		struct bpf_program *btfp[] = {
 			st->skel->progs.switch_btf, st->skel->progs.wakeup_btf,
@@ -210,6 +224,7 @@ struct schedtrace *schedtrace_open(const struct schedtrace_opts *o, char *err, s
 	/* sched_info where the kernel keeps it live; if that object does not
 	 * load (no per-CPU `runqueues` in the kernel's BTF, say), once more with
 	 * the wakeup programs */
+	st->exited_keep_ns = (o->exited_keep_ms ? o->exited_keep_ms : 10000) * 1000000ULL;
 	st->run_delay = !o->no_run_delay && sched_info_live();
 	for (;;) {
 		ret = open_load(st, o, &oo, btf, err, errlen);
@@ -261,6 +276,8 @@ void schedtrace_free(struct schedtrace *st)
 	free(st->cpubuf);
 	free(st->migbuf);
 	free(st->thbuf);
+	free(st->iterbuf);
+	free(st->gone);
 	free(st);
 }
 
@@ -346,6 +363,115 @@ int schedtrace_read_cpus(struct schedtrace *st, struct st_cpu *out, __u64 *mig_i
 	return m;
 }
 
+static __u64 mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	__u32 x = *(const __u32 *)a, y = *(const __u32 *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* the final records of exited threads: cb for each, and its tid noted in
+ * st->gone (sorted) so that a zombie's task storage is not returned twice;
+ * records older than exited_keep_ns are deleted instead */
+static int read_exited(struct schedtrace *st, void (*cb)(__u32 tid, const struct st_thread *t, void *arg),
+		       void *arg)
+{
+	int fd = bpf_map__fd(st->skel->maps.exited), count = 0;
+	__u64 now = mono_ns();
+	__u32 key, next;
+	void *cur = NULL;
+	struct st_thread t;
+
+	st->ngone = 0;
+	while (!bpf_map_get_next_key(fd, cur, &next)) {
+		key = next;
+		cur = &key;
+		if (bpf_map_lookup_elem(fd, &key, &t))
+			continue;
+		if (now > t.exit_ts && now - t.exit_ts > st->exited_keep_ns) {
+			bpf_map_delete_elem(fd, &key); /* the iteration goes on from the next key */
+			continue;
+		}
+		if (st->ngone == st->gonecap) {
+			size_t cap = st->gonecap ? st->gonecap * 2 : 64;
+			__u32 *g = realloc(st->gone, cap * sizeof(*g));
+			if (!g)
+				return -ENOMEM;
+			st->gone = g;
+			st->gonecap = cap;
+		}
+		st->gone[st->ngone++] = key;
+		cb(key, &t, arg);
+		count++;
+	}
+	qsort(st->gone, st->ngone, sizeof(*st->gone), cmp_u32);
+	return count;
+}
+
+/* the live threads' task storage through the iter/task program: one read
+ * of the iterator yields (u64 tid, struct st_thread) pairs */
+static int read_task_storage(struct schedtrace *st,
+			     void (*cb)(__u32 tid, const struct st_thread *t, void *arg), void *arg)
+{
+	const size_t rec = sizeof(__u64) + sizeof(struct st_thread);
+	size_t len = 0;
+	int fd, count, ret = 0;
+
+	count = read_exited(st, cb, arg);
+	if (count < 0)
+		return count;
+	fd = bpf_iter_create(bpf_link__fd(st->skel->links.dump_threads));
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		ssize_t n;
+		if (st->itercap - len < 4096) {
+			size_t cap = st->itercap ? st->itercap * 2 : 64 * 1024;
+			unsigned char *b = realloc(st->iterbuf, cap);
+			if (!b) {
+				ret = -ENOMEM;
+				goto out;
+			}
+			st->iterbuf = b;
+			st->itercap = cap;
+		}
+		n = read(fd, st->iterbuf + len, st->itercap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = -errno;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	for (size_t off = 0; off + rec <= len; off += rec) {
+		__u64 tid;
+		struct st_thread t;
+		__u32 k;
+		memcpy(&tid, st->iterbuf + off, sizeof(tid));
+		memcpy(&t, st->iterbuf + off + sizeof(tid), sizeof(t));
+		k = (__u32)tid;
+		if (st->ngone && bsearch(&k, st->gone, st->ngone, sizeof(*st->gone), cmp_u32))
+			continue; /* a zombie: its final record was returned above */
+		cb(k, &t, arg);
+		count++;
+	}
+	ret = count;
+out:
+	close(fd);
+	return ret;
+}
+
 int schedtrace_read_threads(struct schedtrace *st,
 			    void (*cb)(__u32 tid, const struct st_thread *t, void *arg), void *arg)
 {
@@ -354,6 +480,8 @@ int schedtrace_read_threads(struct schedtrace *st,
 	void *cur = NULL;
 	int count = 0;
 
+	if (st->task_storage)
+		return read_task_storage(st, cb, arg);
 	while (!bpf_map_get_next_key(fd, cur, &next)) {
 		key = next;
 		cur = &key;
@@ -390,6 +518,25 @@ int schedtrace_read_threads(struct schedtrace *st,
 void schedtrace_forget_thread(struct schedtrace *st, __u32 tid)
 {
 	bpf_map_delete_elem(bpf_map__fd(st->skel->maps.threads), &tid);
+	bpf_map_delete_elem(bpf_map__fd(st->skel->maps.exited), &tid);
+}
+
+const char *schedtrace_thread_store(const struct schedtrace *st)
+{
+	return st->task_storage ? "task storage" : "per-CPU LRU hash";
+}
+
+int schedtrace_affinity_ring_fd(const struct schedtrace *st)
+{
+	return st->task_storage ? bpf_map__fd(st->skel->maps.aff_ring) : -1;
+}
+
+int schedtrace_watch_affinity(struct schedtrace *st, bool on)
+{
+	if (!st->task_storage)
+		return -EOPNOTSUPP;
+	__atomic_store_n(&st->skel->bss->aff_watch, on, __ATOMIC_RELEASE);
+	return 0;
 }
 
 int schedtrace_switch_stats(const struct schedtrace *st, __u64 *run_time_ns, __u64 *run_cnt)
@@ -408,6 +555,7 @@ int schedtrace_all_stats(const struct schedtrace *st, __u64 *run_time_ns, __u64 
 		st->skel->progs.exec_raw,
 	};
 
+	/* dump_threads runs on user space's reads, not on the kernel's events */
 	bpfutil_progs_stats(progs, sizeof(progs) / sizeof(progs[0]), run_time_ns, run_cnt);
 	return 0;
 }

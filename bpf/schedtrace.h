@@ -7,7 +7,18 @@
  *               switches, migrations, run-queue histogram, and the state of
  *               the slice now running (curr_rt0, curr_tid, curr_class) so user
  *               space can add the part of the slice not yet ended;
- *   threads     LRU_PERCPU_HASH tid -> struct st_thread, target threads only;
+ *   thr_ts      TASK_STORAGE struct st_thread, target threads only (tp_btf):
+ *               found through the task itself, no hashing, one writer at a
+ *               time (the CPU the thread leaves); read by the iter/task
+ *               program dump_threads, which writes (u64 tid, record) pairs;
+ *   exited      LRU_HASH tid -> struct st_thread: the final record of a
+ *               thread at its last switch-out (tp_btf), until user space
+ *               has read it;
+ *   threads     LRU_PERCPU_HASH tid -> struct st_thread, target threads only
+ *               (raw_tp, where task storage may be refused);
+ *   aff_ring    RINGBUF of struct ev_rec: a target thread's cpus_mask seen
+ *               changed at its switch-out (tp_btf, once user space turns
+ *               the watch on): affinity changes without any syscall hook;
  *   mig_in      PERCPU_ARRAY[ST_MAX_CPUS] of u64: migrations into each CPU;
  *   start_ts    TASK_STORAGE wakeup time (tp_btf), or
  *   start       LRU_HASH tid -> wakeup time (raw_tp): the one shared scratch
@@ -62,9 +73,13 @@ struct st_thread {
 	__u64 rq_count;
 	__u64 rq_hist[ST_RQ_BUCKETS];
 	__u32 tgid;
-	__s32 last_cpu;            /* user space: the CPU it ran on most */
+	__s32 last_cpu;            /* the CPU it ran on most (per-CPU records) or last
+	                              (task storage) */
 	char comm[ST_COMM_LEN];
 	__u64 comm_ts;             /* when comm was read (creation, exec): the newest copy wins */
+	__u64 cpus_mask;           /* task storage, affinity watched: its cpus_mask (CPUs
+	                              0..63) at its last switch-out, 0 not seen yet */
+	__u64 exit_ts;             /* exited copies: when it left a CPU for the last time */
 };
 
 #ifndef __bpf__
@@ -93,6 +108,12 @@ struct schedtrace_opts {
 	                              the kernel's sched_info would serve (tests, benchmarks) */
 	const int32_t *pids;       /* ST_FILTER_PIDS: the initial tgid set, in place before */
 	size_t npids;              /* the programs attach (later: schedtrace_set_pids) */
+	unsigned exited_keep_ms;   /* tp_btf: how long an exited thread's final record is
+	                              still returned by schedtrace_read_threads (at least
+	                              two reads' interval), 0: 10000 */
+	bool force_lru_threads;    /* thread records in the per-CPU LRU hash even under
+	                              tp_btf (benchmarks: the cost of the task storage's
+	                              alternative) */
 };
 
 struct schedtrace *schedtrace_open(const struct schedtrace_opts *o, char *err, size_t errlen);
@@ -117,12 +138,23 @@ int schedtrace_ncpus(const struct schedtrace *st);
 /* sum of each CPU's struct st_cpu (out[cpu], cpu < n); mig_in[cpu] too.
  * Returns the number of CPUs written or negative errno. */
 int schedtrace_read_cpus(struct schedtrace *st, struct st_cpu *out, __u64 *mig_in, int n);
-/* iterate the threads map: cb(tid, summed record, arg) for every thread;
- * returns the number of threads or negative errno. */
+/* every target thread's record: cb(tid, record, arg). tp_btf: the task
+ * storage of each live thread (through the iter/task program) and the final
+ * records of threads that exited in the last exited_keep_ms; raw_tp: the
+ * LRU hash, each thread's per-CPU copies summed. Returns the number of
+ * threads or negative errno. */
 int schedtrace_read_threads(struct schedtrace *st,
 			    void (*cb)(__u32 tid, const struct st_thread *t, void *arg), void *arg);
 /* forget one thread (it exited and has been reported) */
 void schedtrace_forget_thread(struct schedtrace *st, __u32 tid);
+/* where target threads' records live: "task storage" or "per-CPU LRU hash" */
+const char *schedtrace_thread_store(const struct schedtrace *st);
+/* Affinity changes seen at switch-out: the ring of struct ev_rec (evtrace.h,
+ * flags EV_F_AT_SWITCH) that the kernel side fills while the watch is on;
+ * -1 where it cannot (raw_tp). schedtrace_watch_affinity turns the watch on
+ * or off (0, or -EOPNOTSUPP without the ring). */
+int schedtrace_affinity_ring_fd(const struct schedtrace *st);
+int schedtrace_watch_affinity(struct schedtrace *st, bool on);
 /* run-time statistics of the sched_switch program (kernel.bpf_stats_enabled) */
 int schedtrace_switch_stats(const struct schedtrace *st, __u64 *run_time_ns, __u64 *run_cnt);
 /* the same summed over every program loaded (switch, wakeups, migrations, exec) */

@@ -38,7 +38,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: edgectl profile [--pid P | --cgroup PATH] [--interval 1s]\n"
 		"                       [--duration D | --count N] [--json] [--top N]\n"
-		"                       [--no-bpf] [--no-events | --no-affinity-events]\n"
+		"                       [--no-bpf] [--no-events | --no-affinity-events |\n"
+		"                        --affinity-syscalls]\n"
 		"                       [--sysroot DIR] [--btf FILE]\n"
 		"\n"
 		"A per-second profile of a process (--pid), a cgroup (--cgroup, v1 or v2,\n"
@@ -52,9 +53,12 @@ static void usage(FILE *f)
 		"  --no-bpf       use procfs instead of the BPF tracers\n"
 		"  --no-events    no event tracing (affinity, exec/exit, OOM, cgroup attach)\n"
 		"  --no-affinity-events\n"
-		"                 the other events but not sched_setaffinity calls: where\n"
-		"                 the kernel has no BPF trampolines (no fexit), watching\n"
-		"                 them puts every syscall of the machine on the slow path\n"
+		"                 the other events but not affinity changes\n"
+		"  --affinity-syscalls\n"
+		"                 where the kernel has no BPF trampolines (no fexit), catch\n"
+		"                 sched_setaffinity calls with a syscall hook (caller and\n"
+		"                 result seen, every syscall of the machine slower) instead\n"
+		"                 of watching each traced thread's CPU mask at switch-out\n"
 		"  --sysroot DIR  read /proc and /sys under DIR (default $EDGE_SYSROOT or /)\n"
 		"  --btf FILE     kernel BTF to use (default $EDGE_VMLINUX_BTF or the kernel's)\n"
 		"\n"
@@ -297,7 +301,11 @@ static void print_human(FILE *f, const struct snap *s, int top)
 		fprintf(f, "event     %s pid %d %s", snap_event_name(e->type), e->pid, e->comm);
 		switch (e->type) {
 		case SNAP_EV_AFFINITY:
-			fprintf(f, " mask 0x%" PRIx64 " by %d result %d", e->cpumask[0], e->caller, e->result);
+			if (e->at_switch)
+				fprintf(f, " mask 0x%" PRIx64 " -> 0x%" PRIx64 " (seen at switch-out)",
+					e->prev_cpumask[0], e->cpumask[0]);
+			else
+				fprintf(f, " mask 0x%" PRIx64 " by %d result %d", e->cpumask[0], e->caller, e->result);
 			break;
 		case SNAP_EV_EXEC:
 			fprintf(f, " %s", e->path);
@@ -344,6 +352,7 @@ int cmd_profile(int argc, char **argv)
 		{ "no-bpf", no_argument, NULL, 'B' },
 		{ "no-events", no_argument, NULL, 'E' },
 		{ "no-affinity-events", no_argument, NULL, 'A' },
+		{ "affinity-syscalls", no_argument, NULL, 'S' },
 		{ "sysroot", required_argument, NULL, 'r' },
 		{ "btf", required_argument, NULL, 'b' },
 		{ "help", no_argument, NULL, 'h' },
@@ -423,6 +432,9 @@ int cmd_profile(int argc, char **argv)
 			break;
 		case 'E':
 			o.no_events = true;
+			break;
+		case 'S':
+			o.affinity_syscalls = true;
 			break;
 		case 'A':
 			o.no_affinity_events = true;

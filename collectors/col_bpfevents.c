@@ -20,6 +20,7 @@ struct estate {
 	struct col_ctx *ctx;
 	struct snap *s;
 	uint64_t lost;
+	bool watching;             /* bpf-sched's affinity watch turned on by us */
 };
 
 static const uint8_t type_map[] = {
@@ -62,11 +63,17 @@ static int ev_open(struct col_ctx *ctx, void **state, char *why, size_t whylen)
 	o.btf_path = ctx->btf_path;
 	o.no_affinity = ctx->no_affinity_events;
 	o.affinity_fexit_only = ctx->affinity_fexit_only;
+	o.affinity_syscalls = ctx->affinity_syscalls;
+	o.aff_ring_fd = ctx->sched ? schedtrace_affinity_ring_fd(ctx->sched) : -1;
+	o.aff_switch = o.aff_ring_fd >= 0;
 	e->ev = evtrace_open(&o, why, whylen);
 	if (!e->ev) {
 		free(e);
 		return -EIO;
 	}
+	/* affinity from bpf-sched's watch: on from now until close */
+	if (evtrace_affinity_at_switch(e->ev))
+		e->watching = !schedtrace_watch_affinity(ctx->sched, true);
 	fsr_fmt(why, whylen, "%s%s", evtrace_mode(e->ev),
 		evtrace_mounted_tracefs(e->ev) ? " (mounted tracefs at /sys/kernel/tracing)" : "");
 	e->ctx = ctx;
@@ -80,6 +87,8 @@ static void ev_close(void *state)
 
 	if (!e)
 		return;
+	if (e->watching && e->ctx->sched)
+		schedtrace_watch_affinity(e->ctx->sched, false);
 	evtrace_free(e->ev);
 	free(e);
 }
@@ -105,6 +114,8 @@ static void on_rec(const struct ev_rec *r, void *arg)
 	o->caller = (int32_t)r->caller;
 	o->result = r->result;
 	o->cpumask[0] = r->mask[0];
+	o->prev_cpumask[0] = r->prev_mask[0];
+	o->at_switch = (r->flags & EV_F_AT_SWITCH) != 0;
 	o->cg_id = r->cg_id;
 	o->total_vm_kb = r->total_vm_kb;
 	o->anon_rss_kb = r->anon_rss_kb;

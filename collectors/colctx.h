@@ -41,6 +41,7 @@ struct col_ctx {
 	bool no_events;
 	bool no_affinity_events;
 	bool affinity_fexit_only;
+	bool affinity_syscalls;
 	const char *btf_path;
 	struct col_target target;
 	int32_t *pids;                   /* target tgids (pid or cgroup targets) */

@@ -406,6 +406,7 @@ int coll_new(const struct coll_opts *o, struct coll **out, char *err, size_t err
 	c->ctx.no_events = o->no_events;
 	c->ctx.no_affinity_events = o->no_affinity_events;
 	c->ctx.affinity_fexit_only = o->affinity_fexit_only;
+	c->ctx.affinity_syscalls = o->affinity_syscalls;
 	c->ctx.btf_path = o->btf_path;
 	c->ctx.clk_tck = sysconf(_SC_CLK_TCK);
 	if (c->ctx.clk_tck <= 0)

@@ -31,10 +31,12 @@ struct coll_opts {
 	const char *sysroot;       /* NULL: $EDGE_SYSROOT or "/" */
 	bool no_bpf;               /* use procfs even when BPF would work */
 	bool no_events;            /* leave bpf-events out */
-	bool no_affinity_events;   /* bpf-events without sched_setaffinity (which,
-	                              where fexit is not available, slows every
-	                              syscall of the machine) */
-	bool affinity_fexit_only;  /* sched_setaffinity only where fexit catches it */
+	bool no_affinity_events;   /* bpf-events without affinity changes */
+	bool affinity_fexit_only;  /* sched_setaffinity only where fexit or the switch
+	                              watch catch it (never a syscall hook) */
+	bool affinity_syscalls;    /* where fexit is refused, hook sched_setaffinity
+	                              (caller and result) rather than watch each
+	                              target thread's mask at switch-out */
 	const char *btf_path;      /* NULL: $EDGE_VMLINUX_BTF or the kernel's */
 };
 

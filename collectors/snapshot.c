@@ -394,6 +394,8 @@ static const struct field event_f[] = {
 	FLDZ(struct snap_event, F_I32, caller),
 	FSTR(struct snap_event, comm),
 	FLDZ(struct snap_event, F_MASK, cpumask),
+	FLDZ(struct snap_event, F_MASK, prev_cpumask),
+	FLDZ(struct snap_event, F_BOOL, at_switch),
 	FLD(struct snap_event, F_I32, result),
 	FLDZ(struct snap_event, F_U64, cg_id),
 	FLDZ(struct snap_event, F_U64, total_vm_kb),
@@ -480,6 +482,7 @@ static bool field_is_zero(const void *fp, const struct field *f)
 	case F_I32: return *(const int32_t *)fp == 0;
 	case F_U64: return *(const uint64_t *)fp == 0;
 	case F_STR: return *(const char *)fp == 0;
+	case F_BOOL: return !*(const bool *)fp;
 	case F_MASK:
 		for (int i = 0; i < SNAP_MASK_WORDS; i++)
 			if (((const uint64_t *)fp)[i])

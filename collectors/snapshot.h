@@ -269,7 +269,11 @@ struct snap_event {
 	int32_t tgid;                /* its thread group, 0 unknown */
 	int32_t caller;              /* affinity: tid of the caller; else 0 */
 	char comm[SNAP_COMM_LEN];
-	uint64_t cpumask[SNAP_MASK_WORDS]; /* affinity: the requested mask */
+	uint64_t cpumask[SNAP_MASK_WORDS]; /* affinity: the requested mask (at_switch: the
+	                                      effective one) */
+	uint64_t prev_cpumask[SNAP_MASK_WORDS]; /* affinity at_switch: the effective mask before */
+	bool at_switch;              /* affinity: seen at the thread's switch-out (no syscall
+	                                hook): caller and result unknown, comm the thread's */
 	int32_t result;              /* affinity: syscall return; exit: exit code */
 	uint64_t cg_id;              /* cgroup attach: destination id */
 	uint64_t total_vm_kb, anon_rss_kb, file_rss_kb, shmem_rss_kb, pgtables_kb; /* OOM */

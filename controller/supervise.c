@@ -337,6 +337,7 @@ static void coll_reopen(struct sup *u)
 	/* supervising must not tax the core's syscalls: affinity events where
 	 * fexit makes them free, the syscall hook only when asked for */
 	co.affinity_fexit_only = !u->c->affinity_syscall_hook;
+	co.affinity_syscalls = u->c->affinity_syscall_hook;
 	if (coll_new(&co, &u->coll, u->coll_why, sizeof(u->coll_why)) < 0)
 		u->coll = NULL; /* the procfs sampler stands in; coll_why says why */
 	else

@@ -9,7 +9,7 @@
  *       both processes used per round trip (getrusage: independent of other
  *       load on the machine, and BPF programs are charged to the task they
  *       run in).
- *   bench-collectors bpfcost SECONDS [system|pid] [wakeup]
+ *   bench-collectors bpfcost SECONDS [system|pid] [wakeup] [lru]
  *       loads bpf/schedtrace (filter none: every task is a target, the worst
  *       case; or pid: a pid set holding only an idle process, the common
  *       case where almost every task is untraced), switches on the kernel's
@@ -17,7 +17,8 @@
  *       prints the sched_switch program's run_time_ns / run_cnt, and the
  *       run time of all its programs (wakeups too) per switch event.
  *       "wakeup": run-queue latency from the wakeup programs even where
- *       the kernel's sched_info would serve.
+ *       the kernel's sched_info would serve; "lru": thread records in the
+ *       per-CPU LRU hash even under tp_btf (what task storage replaced).
  *   bench-collectors evcost SECONDS
  *       loads bpf/evtrace and reports the cost of the programs that catch
  *       sched_setaffinity during the ping-pong: they run on every syscall
@@ -150,8 +151,13 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "bpfcost")) {
 		bool pidmode = argc > 3 && !strcmp(argv[3], "pid");
-		struct schedtrace_opts o = { .filter = pidmode ? ST_FILTER_PIDS : ST_FILTER_NONE,
-					     .no_run_delay = argc > 4 && !strcmp(argv[4], "wakeup") };
+		struct schedtrace_opts o = { .filter = pidmode ? ST_FILTER_PIDS : ST_FILTER_NONE };
+		for (int i = 4; i < argc; i++) {
+			if (!strcmp(argv[i], "wakeup"))
+				o.no_run_delay = true;
+			else if (!strcmp(argv[i], "lru"))
+				o.force_lru_threads = true;
+		}
 		__u64 at0 = 0, ac0 = 0, at1 = 0, ac1 = 0;
 		char err[512];
 		__u64 rt0 = 0, rc0 = 0, rt1 = 0, rc1 = 0;
@@ -186,6 +192,7 @@ int main(int argc, char **argv)
 		printf("switch_events %llu\n", (unsigned long long)(rc1 - rc0));
 		printf("ns_per_switch %.1f\n", (double)(rt1 - rt0) / (double)(rc1 - rc0));
 		printf("rq_source %s\n", schedtrace_run_delay(st) ? "sched_info" : "wakeup");
+		printf("thread_store %s\n", schedtrace_thread_store(st));
 		printf("all_prog_runs %llu\n", (unsigned long long)(ac1 - ac0));
 		printf("all_ns_per_switch %.1f\n", (double)(at1 - at0) / (double)(rc1 - rc0));
 		ret = 0;

@@ -113,10 +113,15 @@ struct mm_struct {
 	struct percpu_counter rss_stat[4];
 };
 
+struct cpumask {
+	long unsigned int bits[1];
+};
+
 struct task_struct {
 	unsigned int __state;
 	unsigned int flags;
 	struct sched_entity se;
+	struct cpumask cpus_mask;
 	int exit_code;
 	pid_t pid;
 	pid_t tgid;
@@ -130,9 +135,19 @@ struct linux_binprm {
 	const char *filename;
 };
 
-struct cpumask {
-	long unsigned int bits[1];
+struct seq_file;
+
+struct bpf_iter_meta {
+	struct seq_file *seq;
+	u64 session_id;
+	u64 seq_num;
 };
+
+struct bpf_iter__task {
+	struct bpf_iter_meta *meta;
+	struct task_struct *task;
+};
+
 
 #pragma clang attribute pop
 

@@ -423,6 +423,145 @@ static void test_evtrace_raw_tp(void **state)
 	ev_mode(true);
 }
 
+struct atsw {
+	int n;
+	__u64 mask[2], prev[2];
+	__u32 flags;
+};
+
+static void on_atsw(const struct ev_rec *r, void *arg)
+{
+	struct atsw *a = arg;
+
+	if (r->type != EV_AFFINITY || r->pid != (__u32)gettid())
+		return;
+	if (a->n < 2) {
+		a->mask[a->n] = r->mask[0];
+		a->prev[a->n] = r->prev_mask[0];
+		a->flags |= r->flags;
+	}
+	a->n++;
+}
+
+static void *short_lived(void *arg)
+{
+	*(__u32 *)arg = (__u32)gettid();
+	spin_cpu_ns(20000000ULL);
+	return NULL;
+}
+
+/* tp_btf: thread records in task storage, system-wide (read through the
+ * iter/task program); a thread's final record outlives it for
+ * exited_keep_ms; affinity changes seen at switch-out through schedtrace's
+ * ring, drained by evtrace (no syscall hook) */
+static void test_task_storage_and_switch_watch(void **state)
+{
+	struct schedtrace_opts so = { .filter = ST_FILTER_NONE, .exited_keep_ms = 300 };
+	char err[512] = "";
+	struct schedtrace *st;
+	struct evtrace *ev;
+	cpu_set_t old, set;
+	pthread_t t;
+	__u32 gone = 0;
+
+	(void)state;
+	if (!can_run())
+		skip();
+	st = schedtrace_open(&so, err, sizeof(err));
+	if (!st)
+		print_message("%s\n", err);
+	assert_non_null(st);
+	if (strcmp(schedtrace_mode(st), "tp_btf")) {
+		schedtrace_free(st);
+		print_message("SKIP: no tp_btf here: task storage and the switch watch are tp_btf only\n");
+		skip();
+	}
+	assert_string_equal(schedtrace_thread_store(st), "task storage");
+	assert_true(schedtrace_affinity_ring_fd(st) >= 0);
+
+	/* every task is traced: this thread's record is found among them */
+	for (int i = 0; i < 20; i++)
+		usleep(1000);
+	struct found f = { .tid = (__u32)gettid() };
+	assert_true(schedtrace_read_threads(st, on_thread, &f) >= 2);
+	assert_true(f.seen);
+	assert_true(f.vol >= 15);
+
+	/* a thread that ran 20 ms and exited: its final record is still read */
+	assert_int_equal(pthread_create(&t, NULL, short_lived, &gone), 0);
+	pthread_join(t, NULL);
+	struct found g = { .tid = gone };
+	schedtrace_read_threads(st, on_thread, &g);
+	print_message("exited thread %u: %llu ns on CPU in its final record\n", gone, (unsigned long long)g.oncpu_ns);
+	assert_true(g.seen);
+	assert_true(g.oncpu_ns >= 15000000ULL);
+	/* and forgotten after exited_keep_ms */
+	usleep(400000);
+	g.seen = false;
+	schedtrace_read_threads(st, on_thread, &g);
+	assert_false(g.seen);
+
+	/* the switch watch: where fexit is refused (no_fexit), affinity changes
+	 * come from schedtrace's ring, not a syscall hook */
+	struct evtrace_opts eo = { .filter = ST_FILTER_NONE, .pids_fd = -1, .no_fexit = true,
+				   .aff_switch = true, .aff_ring_fd = schedtrace_affinity_ring_fd(st) };
+	ev = evtrace_open(&eo, err, sizeof(err));
+	if (!ev)
+		print_message("%s\n", err);
+	assert_non_null(ev);
+	print_message("evtrace mode: %s\n", evtrace_mode(ev));
+	assert_true(evtrace_affinity_at_switch(ev));
+	assert_string_equal(evtrace_mode(ev), "tp_btf, affinity seen at switch-out");
+	assert_int_equal(schedtrace_watch_affinity(st, true), 0);
+	usleep(1000); /* a switch-out: the watch learns this thread's mask */
+	assert_int_equal(sched_getaffinity(0, sizeof(old), &old), 0);
+	__u64 oldbits = 0;
+	for (int c = 0; c < 64; c++)
+		if (CPU_ISSET(c, &old))
+			oldbits |= 1ULL << c;
+	CPU_ZERO(&set);
+	CPU_SET(0, &set);
+	assert_int_equal(sched_setaffinity(0, sizeof(set), &set), 0);
+	usleep(1000);
+	sched_setaffinity(0, sizeof(old), &old);
+	usleep(1000);
+	struct atsw a = { 0 };
+	evtrace_poll(ev, on_atsw, &a);
+	print_message("seen at switch-out: %d changes, 0x%llx -> 0x%llx -> 0x%llx\n", a.n,
+		      (unsigned long long)a.prev[0], (unsigned long long)a.mask[0], (unsigned long long)a.mask[1]);
+	assert_int_equal(a.n, 2);
+	assert_int_equal(a.flags, EV_F_AT_SWITCH);
+	assert_int_equal(a.prev[0], oldbits);
+	assert_int_equal(a.mask[0], 1);
+	assert_int_equal(a.prev[1], 1);
+	assert_int_equal(a.mask[1], oldbits);
+	/* watch off: no more */
+	assert_int_equal(schedtrace_watch_affinity(st, false), 0);
+	sched_setaffinity(0, sizeof(set), &set);
+	usleep(1000);
+	sched_setaffinity(0, sizeof(old), &old);
+	usleep(1000);
+	a.n = 0;
+	evtrace_poll(ev, on_atsw, &a);
+	assert_int_equal(a.n, 0);
+	evtrace_free(ev);
+
+	/* the caller may prefer the syscall hook (caller and result) */
+	eo.affinity_syscalls = true;
+	ev = evtrace_open(&eo, err, sizeof(err));
+	assert_non_null(ev);
+	assert_false(evtrace_affinity_at_switch(ev));
+	assert_null(strstr(evtrace_mode(ev), "switch-out"));
+	evtrace_free(ev);
+	/* supervise's choice (fexit_only): the watch, never a syscall hook */
+	eo.affinity_fexit_only = true;
+	ev = evtrace_open(&eo, err, sizeof(err));
+	assert_non_null(ev);
+	assert_true(evtrace_affinity_at_switch(ev));
+	evtrace_free(ev);
+	schedtrace_free(st);
+}
+
 static void test_bad_btf(void **state)
 {
 	struct schedtrace_opts o = { .filter = ST_FILTER_NONE, .btf_path = "/nonexistent/btf" };
@@ -440,6 +579,7 @@ int main(void)
 		cmocka_unit_test(test_schedtrace_raw_tp),
 		cmocka_unit_test(test_evtrace_tp_btf),
 		cmocka_unit_test(test_evtrace_raw_tp),
+		cmocka_unit_test(test_task_storage_and_switch_watch),
 		cmocka_unit_test(test_bad_btf),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
