@@ -8,7 +8,9 @@
 #   - run-queue latency: two spinners on one CPU give a p99 of milliseconds,
 #     a task that sleeps and wakes on a quiet CPU gives microseconds;
 #   - 'taskset -p' on a running process is an affinity event with its pid
-#     and the new mask;
+#     and the new mask (seen at switch-out where fexit is refused: the mask
+#     before too), and with --affinity-syscalls on a sleeping one, with the
+#     caller and the result;
 #   - a child in a small memory cgroup allocating until killed is an OOM
 #     event with its pid and comm (the cgroup is removed afterwards);
 #   - a kernel without BTF (EDGE_VMLINUX_BTF pointing nowhere): a clear
@@ -159,18 +161,51 @@ check "sleeper: wakeups measured" ge "$n" 50
 check "sleeper: p50 in microseconds (< 1 ms)" le "$p50" 999999
 
 # ---- affinity event -----------------------------------------------------------
-sh -c 'echo $$ > "$0"; exec sleep 30' "$TMP/sleep.pid" &
-wait_until test -s "$TMP/sleep.pid"
-SP=$(cat "$TMP/sleep.pid"); PIDS="$PIDS $SP"
+# A shell that wakes every 50 ms (it waits for its sleep child): running, so a
+# change of its mask is seen whichever way bpf-events catches it (fexit sees
+# the call; where fexit is refused the default watches each thread's CPU mask
+# at its switch-out: no caller, the mask before and after).
+sh -c 'echo $$ > "$0"; while :; do sleep 0.05; done' "$TMP/loop.pid" &
+wait_until test -s "$TMP/loop.pid"
+SP=$(cat "$TMP/loop.pid"); PIDS="$PIDS $SP"
+ALL=0x$(taskset -p "$SP" | sed 's/.*: *//')
 "$E" profile --interval 1s --count 3 --json > "$TMP/ev.json" 2>/dev/null &
 EP=$!
 wait_lines "$TMP/ev.json" 1
 taskset -p 0x2 "$SP" >/dev/null
 wait $EP
 kill "$SP"
+EVMODE=$(jq -rs '.[0].sources[] | select(.name == "bpf-events") | .why' "$TMP/ev.json")
+echo "bpf-events: $EVMODE"
 check "taskset -p: affinity event with pid and mask 0x2" \
-	jqe -s --argjson p "$SP" '[.[].events.ev[] | select(.type=="affinity" and .pid==$p and .cpumask=="0x2" and .result==0)] | length == 1' "$TMP/ev.json"
-check "taskset -p: the caller is taskset" jqe -s --argjson p "$SP" '[.[].events.ev[] | select(.type=="affinity" and .pid==$p)][0].comm == "taskset"' "$TMP/ev.json"
+	jqe -s --argjson p "$SP" '[.[].events.ev[] | select(.type=="affinity" and .pid==$p and .cpumask=="0x2")] | length == 1' "$TMP/ev.json"
+case $EVMODE in
+*"switch-out"*)
+	check "taskset -p: not a syscall hook by default (seen at switch-out)" \
+		jqe -s --argjson p "$SP" '[.[].events.ev[] | select(.type=="affinity" and .pid==$p)][0] | .at_switch == true and .comm == "sh"' "$TMP/ev.json"
+	check "taskset -p: the mask before ($ALL)" \
+		jqe -s --argjson p "$SP" --arg all "$ALL" '[.[].events.ev[] | select(.type=="affinity" and .pid==$p)][0].prev_cpumask == $all' "$TMP/ev.json" ;;
+*)
+	check "taskset -p: the caller is taskset, result 0" \
+		jqe -s --argjson p "$SP" '[.[].events.ev[] | select(.type=="affinity" and .pid==$p)][0] | .comm == "taskset" and .result == 0' "$TMP/ev.json" ;;
+esac
+
+# --affinity-syscalls: the call itself (caller and result), even for a
+# sleeping process, through fexit or a syscall hook
+sh -c 'echo $$ > "$0"; exec sleep 30' "$TMP/sleep.pid" &
+wait_until test -s "$TMP/sleep.pid"
+SP=$(cat "$TMP/sleep.pid"); PIDS="$PIDS $SP"
+"$E" profile --affinity-syscalls --interval 1s --count 3 --json > "$TMP/evs.json" 2>/dev/null &
+EP=$!
+wait_lines "$TMP/evs.json" 1
+taskset -p 0x2 "$SP" >/dev/null
+wait $EP
+kill "$SP"
+check "--affinity-syscalls: a call hook, not the switch watch" \
+	jqe -s 'all(.[]; .sources[] | select(.name == "bpf-events") | .live and (.why | test("fexit|syscall")))' "$TMP/evs.json"
+check "--affinity-syscalls: sleeping process: event with pid, mask 0x2, result 0" \
+	jqe -s --argjson p "$SP" '[.[].events.ev[] | select(.type=="affinity" and .pid==$p and .cpumask=="0x2" and .result==0)] | length == 1' "$TMP/evs.json"
+check "--affinity-syscalls: the caller is taskset" jqe -s --argjson p "$SP" '[.[].events.ev[] | select(.type=="affinity" and .pid==$p)][0].comm == "taskset"' "$TMP/evs.json"
 
 # ---- OOM event ------------------------------------------------------------------
 if [ -d /sys/fs/cgroup/memory ] && [ -f /sys/fs/cgroup/memory/memory.limit_in_bytes ]; then
