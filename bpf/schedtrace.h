@@ -47,14 +47,9 @@
 enum st_class { ST_CLASS_IDLE = 0, ST_CLASS_OTHER = 1, ST_CLASS_TARGET = 2 };
 enum st_filter { ST_FILTER_NONE = 0, ST_FILTER_PIDS = 1, ST_FILTER_CGROUP = 2 };
 
+/* the fields every switch touches come first (one cache line), the
+ * histogram after: one more line per measured wait */
 struct st_cpu {
-	__u64 busy_ns[3];          /* indexed by enum st_class (other, target; idle unused:
-	                              user space derives idle as tick - busy) */
-	__u64 switches;
-	__u64 migrations;          /* migrate events seen on this CPU (all tasks) */
-	__u64 target_migrations;   /* of target tasks */
-	__u64 rq_count;            /* target wakeups measured on this CPU */
-	__u64 rq_hist[ST_RQ_BUCKETS];
 	__u64 curr_rt0;            /* se.sum_exec_runtime of curr_tid when switched in */
 	__u32 curr_tid;            /* task switched in last (0: idle or none yet) */
 	__u32 curr_class;          /* its enum st_class */
@@ -63,22 +58,30 @@ struct st_cpu {
 	__u32 curr_gen;            /* filter_gen when it was classified: a slice classified
 	                              under an older pid set is classified again at
 	                              switch-out (and by user space while it runs) */
+	__u64 busy_ns[3];          /* indexed by enum st_class (other, target; idle unused:
+	                              user space derives idle as tick - busy) */
+	__u64 switches;
+	__u64 rq_count;            /* target wakeups measured on this CPU */
+	__u64 migrations;          /* migrate events seen on this CPU (all tasks) */
+	__u64 target_migrations;   /* of target tasks */
 	__u64 missed_switch_in;    /* switch-outs of a task not seen switching in here */
+	__u64 rq_hist[ST_RQ_BUCKETS];
 };
 
 struct st_thread {
 	__u64 oncpu_ns;
 	__u64 vol, invol;          /* switches out: blocked / preempted */
-	__u64 migrations;
 	__u64 rq_count;
-	__u64 rq_hist[ST_RQ_BUCKETS];
-	__u32 tgid;
-	__s32 last_cpu;            /* the CPU it ran on most (per-CPU records) or last
-	                              (task storage) */
-	char comm[ST_COMM_LEN];
 	__u64 comm_ts;             /* when comm was read (creation, exec): the newest copy wins */
 	__u64 cpus_mask;           /* task storage, affinity watched: its cpus_mask (CPUs
 	                              0..63) at its last switch-out, 0 not seen yet */
+	__u32 tgid;
+	__s32 last_cpu;            /* the CPU it ran on most (per-CPU records) or last
+	                              (task storage) */
+	__u64 migrations;
+	/* the fields above are what a switch-out touches: one cache line */
+	__u64 rq_hist[ST_RQ_BUCKETS];
+	char comm[ST_COMM_LEN];
 	__u64 exit_ts;             /* exited copies: when it left a CPU for the last time */
 };
 

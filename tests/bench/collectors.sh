@@ -6,12 +6,16 @@
 #      during a pipe ping-pong storm: filter "pid" (the storm is not the
 #      target: the common case) and "system" (every task traced), each with
 #      run-queue waits from the kernel's sched_info (the default) and from the
-#      wakeup programs (the fallback), with all programs' time per switch;
+#      wakeup programs (the fallback), with all programs' time per switch,
+#      and system-wide with thread records in the per-CPU LRU hash (what
+#      task storage replaced under tp_btf);
 #   2. ping-pong round trips/s and CPU time per round trip without a
 #      profile, with `edgectl profile --pid P --no-events` (P a sleeping
 #      process: the storm untraced, scheduler tracing only), with `--pid P`
-#      (plus the event programs) and with a system-wide profile (the storm
-#      traced), 1 Hz, rounds interleaved, medians reported;
+#      (plus the event programs: affinity from the switch watch where fexit
+#      is refused), with `--pid P --affinity-syscalls` (a syscall hook
+#      instead) and with a system-wide profile, without and with events (the
+#      storm traced), 1 Hz, rounds interleaved, medians reported;
 #   3. CPU time used by `edgectl profile` at 1 Hz: start-up, then steady
 #      state over 10 s (its /proc/PID/schedstat run time).
 set -u
@@ -34,11 +38,10 @@ val() { sed -n "s/^$1 //p"; }
 
 echo "| sched_switch program | filter | run-queue waits from | switch program ns per event (run_time_ns/run_cnt) | all programs' ns per switch | switch events |"
 echo "|---|---|---|---|---|---|"
-for f in pid system; do
-	for rq in sched_info wakeup; do
-		out=$("$BIN/bench-collectors" bpfcost "$S" "$f" "$rq") || { echo "bench-collectors bpfcost failed"; exit 1; }
-		echo "| $(echo "$out" | val mode) | $f | $(echo "$out" | val rq_source) | $(echo "$out" | val ns_per_switch) | $(echo "$out" | val all_ns_per_switch) | $(echo "$out" | val switch_events) |"
-	done
+for run in "pid sched_info" "pid wakeup" "system sched_info" "system wakeup" "system sched_info lru"; do
+	set -- $run
+	out=$("$BIN/bench-collectors" bpfcost "$S" "$@") || { echo "bench-collectors bpfcost failed"; exit 1; }
+	echo "| $(echo "$out" | val mode), threads in $(echo "$out" | val thread_store) | $1 | $(echo "$out" | val rq_source) | $(echo "$out" | val ns_per_switch) | $(echo "$out" | val all_ns_per_switch) | $(echo "$out" | val switch_events) |"
 done
 out=$("$BIN/bench-collectors" evcost "$S") || { echo "bench-collectors evcost failed"; exit 1; }
 mode=$(echo "$out" | val mode)
@@ -52,7 +55,7 @@ echo
 sh -c 'echo $$ > "$0"; exec sleep 600' "$TMP/sleeper.pid" &
 sleep 0.2
 SLEEPER=$(cat "$TMP/sleeper.pid")
-: > "$TMP/base"; : > "$TMP/pid"; : > "$TMP/sys"; : > "$TMP/noev"; : > "$TMP/sysnoev"; : > "$TMP/noaff"
+: > "$TMP/base"; : > "$TMP/pid"; : > "$TMP/sys"; : > "$TMP/noev"; : > "$TMP/sysnoev"; : > "$TMP/pidsc"
 pp() { "$BIN/bench-collectors" pingpong "$S" > "$TMP/pp"; echo "$(val roundtrips_per_s < "$TMP/pp") $(val cpu_ns_per_roundtrip < "$TMP/pp")" >> "$1"; }
 for _ in $(seq "$R"); do
 	pp "$TMP/base"
@@ -60,9 +63,9 @@ for _ in $(seq "$R"); do
 	P=$!; sleep 1.5
 	pp "$TMP/noev"
 	kill -INT "$P"; wait "$P" 2>/dev/null
-	"$BIN/edgectl" profile --no-affinity-events --pid "$SLEEPER" --interval 1s --json > /dev/null 2>&1 &
+	"$BIN/edgectl" profile --affinity-syscalls --pid "$SLEEPER" --interval 1s --json > /dev/null 2>&1 &
 	P=$!; sleep 1.5
-	pp "$TMP/noaff"
+	pp "$TMP/pidsc"
 	kill -INT "$P"; wait "$P" 2>/dev/null
 	"$BIN/edgectl" profile --pid "$SLEEPER" --interval 1s --json > /dev/null 2>&1 &
 	P=$!; sleep 1.5
@@ -82,17 +85,17 @@ bt=$(col 1 "$TMP/base"); bc=$(col 2 "$TMP/base")
 echo "| pipe ping-pong on CPU 0 ($R rounds x ${S} s, medians) | round trips/s | CPU ns per round trip | throughput lost (from CPU per round trip) |"
 echo "|---|---|---|---|"
 echo "| no profile | $bt | $bc | - |"
-for m in noev noaff pid sysnoev sys; do
+for m in noev pid pidsc sysnoev sys; do
 	t=$(col 1 "$TMP/$m"); c=$(col 2 "$TMP/$m")
 	label="edgectl profile --pid (storm untraced)"
 	[ "$m" = noev ] && label="edgectl profile --pid --no-events (storm untraced, bpf-sched only)"
-	[ "$m" = noaff ] && label="edgectl profile --pid --no-affinity-events (storm untraced, events but sched_setaffinity)"
+	[ "$m" = pidsc ] && label="edgectl profile --pid --affinity-syscalls (storm untraced, sched_setaffinity by syscall hook where fexit is refused)"
 	[ "$m" = sysnoev ] && label="edgectl profile --no-events, system-wide (storm traced, bpf-sched only)"
 	[ "$m" = sys ] && label="edgectl profile, system-wide (storm traced)"
 	awk -v l="$label" -v t="$t" -v c="$c" -v bc="$bc" 'BEGIN { printf "| %s | %s | %s | %.1f %% |\n", l, t, c, 100*(c-bc)/c }'
 done
-echo "(round trips/s per run: base $(cut -d' ' -f1 "$TMP/base" | tr '\n' ' ')/ no-events $(cut -d' ' -f1 "$TMP/noev" | tr '\n' ' ')/ no-affinity $(cut -d' ' -f1 "$TMP/noaff" | tr '\n' ' ')/ pid $(cut -d' ' -f1 "$TMP/pid" | tr '\n' ' ')/ system no-events $(cut -d' ' -f1 "$TMP/sysnoev" | tr '\n' ' ')/ system $(cut -d' ' -f1 "$TMP/sys" | tr '\n' ' '))"
-echo "(CPU ns per round trip per run: base $(cut -d' ' -f2 "$TMP/base" | tr '\n' ' ')/ no-events $(cut -d' ' -f2 "$TMP/noev" | tr '\n' ' ')/ no-affinity $(cut -d' ' -f2 "$TMP/noaff" | tr '\n' ' ')/ pid $(cut -d' ' -f2 "$TMP/pid" | tr '\n' ' ')/ system no-events $(cut -d' ' -f2 "$TMP/sysnoev" | tr '\n' ' ')/ system $(cut -d' ' -f2 "$TMP/sys" | tr '\n' ' '))"
+echo "(round trips/s per run: base $(cut -d' ' -f1 "$TMP/base" | tr '\n' ' ')/ no-events $(cut -d' ' -f1 "$TMP/noev" | tr '\n' ' ')/ pid $(cut -d' ' -f1 "$TMP/pid" | tr '\n' ' ')/ affinity-syscalls $(cut -d' ' -f1 "$TMP/pidsc" | tr '\n' ' ')/ system no-events $(cut -d' ' -f1 "$TMP/sysnoev" | tr '\n' ' ')/ system $(cut -d' ' -f1 "$TMP/sys" | tr '\n' ' '))"
+echo "(CPU ns per round trip per run: base $(cut -d' ' -f2 "$TMP/base" | tr '\n' ' ')/ no-events $(cut -d' ' -f2 "$TMP/noev" | tr '\n' ' ')/ pid $(cut -d' ' -f2 "$TMP/pid" | tr '\n' ' ')/ affinity-syscalls $(cut -d' ' -f2 "$TMP/pidsc" | tr '\n' ' ')/ system no-events $(cut -d' ' -f2 "$TMP/sysnoev" | tr '\n' ' ')/ system $(cut -d' ' -f2 "$TMP/sys" | tr '\n' ' '))"
 echo
 
 echo "| edgectl profile at 1 Hz | start-up CPU ms | steady CPU ms per 10 s | steady % of one core |"
