@@ -41,7 +41,7 @@ static const struct key keys[] = {
 	{ .section = "general", .name = "health_timeout", .type = K_DURATION, .off = F(health_timeout_s), .def = "3s", .min = 0.1, .max = 600, .doc = "restart the core when /health fails this long" },
 	{ .section = "general", .name = "start_grace", .type = K_DURATION, .off = F(start_grace_s), .def = "30s", .min = 0, .max = 3600, .doc = "after starting the core, /health failures count only after this (model loading)" },
 	{ .section = "general", .name = "sustain_ticks", .type = K_INT, .off = F(sustain_ticks), .def = "2", .min = 1, .max = 600, .doc = "every policy: a condition must hold this many ticks in a row (hysteresis)" },
-	{ .section = "general", .name = "affinity_syscall_hook", .type = K_BOOL, .off = F(affinity_syscall_hook), .def = "false", .doc = "on kernels without BPF trampolines (no fexit), catch sched_setaffinity calls with a syscall hook (caller and result seen; every syscall of the machine slower) instead of watching the core's threads' CPU masks at switch-out" },
+	{ .section = "general", .name = "affinity_syscall_hook", .type = K_BOOL, .off = F(affinity_syscall_hook), .def = "false", .doc = "no fexit: catch sched_setaffinity by a syscall hook (caller, result; slows every syscall), not by the core's CPU masks at switch-out" },
 	{ .section = "general", .name = "history", .type = K_INT, .off = F(history), .def = "30", .min = 2, .max = 600, .doc = "snapshots kept for the policies" },
 
 	{ .section = "threads", .name = "enabled", .type = K_BOOL, .off = F(threads_enabled), .def = "true", .doc = "run the thread-count policy" },
