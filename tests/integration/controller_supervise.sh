@@ -159,11 +159,11 @@ n=$(grep -c '^{"tick":' "$TMP/stream")
 [ "$n" -ge 2 ] && pass "/v1/stream gives one NDJSON line per tick ($n in 3 s)" || fail "/v1/stream" "$n lines"
 curl -s --unix-socket "$SOCK" http://x/v1/snapshot | grep -q '"snapshot":{"version":1' && pass "/v1/snapshot" || fail "/v1/snapshot" "no snapshot"
 # supervising does not put the machine's syscalls on the slow path: affinity
-# events through fexit or not at all ([general] affinity_syscall_hook = false)
+# events through fexit or the switch watch ([general] affinity_syscall_hook = false)
 EVWHY=$(curl -s --unix-socket "$SOCK" http://x/v1/snapshot | jq -r '.snapshot.sources[] | select(.name == "bpf-events") | .why')
 case $EVWHY in
 *"syscall"*) fail "supervise: no syscall hook for affinity events" "bpf-events: $EVWHY" ;;
-*"fexit"* | *"no affinity"*) pass "supervise: no syscall hook for affinity events ($EVWHY)" ;;
+*"fexit"* | *"switch-out"*) pass "supervise: no syscall hook for affinity events ($EVWHY)" ;;
 *) skip "supervise: no syscall hook for affinity events" "bpf-events not live: $EVWHY" ;;
 esac
 curl -s --unix-socket "$SOCK" http://x/metrics > "$TMP/metrics"
