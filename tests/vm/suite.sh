@@ -56,7 +56,9 @@ proc_state() { cat /proc/$1/cgroup; for t in /proc/$1/task/*; do grep Cpus_allow
 # ---- BPF affinity event, with the profile attached before the taskset ----
 # (profile_live.sh sleeps a fixed 1.5 s; under emulation loading the BPF
 # programs can take longer, so here the first tick is awaited)
-sh -c 'echo $$ > "$0"; exec sleep 30' "$TMP/sleep.pid" &
+# A shell waking every 50 ms: running, so the change is seen whether fexit
+# catches the call or (no trampolines) the switch watch sees the new mask.
+sh -c 'echo $$ > "$0"; while :; do sleep 0.05; done' "$TMP/sleep.pid" &
 PIDS+=($!)
 wait_until test -s "$TMP/sleep.pid"
 SP=$(cat "$TMP/sleep.pid")
