@@ -19,6 +19,11 @@
  *       "wakeup": run-queue latency from the wakeup programs even where
  *       the kernel's sched_info would serve; "lru": thread records in the
  *       per-CPU LRU hash even under tp_btf (what task storage replaced).
+ *   bench-collectors floor SECONDS
+ *       the ping-pong with the smallest program there is (r0 = 0; exit)
+ *       attached to sched_switch as a raw tracepoint, nothing else: what
+ *       any BPF program on that tracepoint costs the storm (the kernel's
+ *       dispatch), the floor under every profile's figure.
  *   bench-collectors evcost SECONDS
  *       loads bpf/evtrace and reports the cost of the programs that catch
  *       sched_setaffinity during the ping-pong: they run on every syscall
@@ -37,6 +42,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <linux/bpf.h>
 
 #include "bpf/evtrace.h"
 #include "bpf/schedtrace.h"
@@ -136,7 +144,7 @@ int main(int argc, char **argv)
 	double secs = argc > 2 ? atof(argv[2]) : 3.0;
 
 	if (argc < 2 || secs <= 0) {
-		fprintf(stderr, "usage: bench-collectors pingpong|bpfcost|evcost SECONDS [system|pid]\n");
+		fprintf(stderr, "usage: bench-collectors pingpong|bpfcost|floor|evcost SECONDS [system|pid]\n");
 		return 2;
 	}
 	if (!strcmp(argv[1], "pingpong")) {
@@ -199,6 +207,25 @@ int main(int argc, char **argv)
 out:
 		schedtrace_free(st);
 		return ret;
+	}
+	if (!strcmp(argv[1], "floor")) {
+		const struct bpf_insn insns[] = {
+			{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
+			{ .code = BPF_JMP | BPF_EXIT },
+		};
+		int pfd = bpf_prog_load(BPF_PROG_TYPE_RAW_TRACEPOINT, "floor", "GPL", insns, 2, NULL);
+		int lfd = pfd < 0 ? -1 : bpf_raw_tracepoint_open("sched_switch", pfd);
+		if (lfd < 0) {
+			fprintf(stderr, "bench-collectors: floor: an empty raw_tp program on sched_switch: %s\n",
+				strerror(errno));
+			return 1;
+		}
+		double r = pingpong(secs);
+		printf("roundtrips_per_s %.0f\n", r);
+		printf("cpu_ns_per_roundtrip %.0f\n", last_cpu_ns_per_rt);
+		close(lfd);
+		close(pfd);
+		return 0;
 	}
 	if (!strcmp(argv[1], "evcost")) {
 		struct evtrace_opts o = { .filter = ST_FILTER_NONE, .pids_fd = -1 };

@@ -10,7 +10,8 @@
 #      and system-wide with thread records in the per-CPU LRU hash (what
 #      task storage replaced under tp_btf);
 #   2. ping-pong round trips/s and CPU time per round trip without a
-#      profile, with `edgectl profile --pid P --no-events` (P a sleeping
+#      profile, with only an empty program on sched_switch (the floor: the
+#      kernel's dispatch of any BPF program there), with `edgectl profile --pid P --no-events` (P a sleeping
 #      process: the storm untraced, scheduler tracing only), with `--pid P`
 #      (plus the event programs: affinity from the switch watch where fexit
 #      is refused), with `--pid P --affinity-syscalls` (a syscall hook
@@ -55,10 +56,11 @@ echo
 sh -c 'echo $$ > "$0"; exec sleep 600' "$TMP/sleeper.pid" &
 sleep 0.2
 SLEEPER=$(cat "$TMP/sleeper.pid")
-: > "$TMP/base"; : > "$TMP/pid"; : > "$TMP/sys"; : > "$TMP/noev"; : > "$TMP/sysnoev"; : > "$TMP/pidsc"
+: > "$TMP/floor"; : > "$TMP/base"; : > "$TMP/pid"; : > "$TMP/sys"; : > "$TMP/noev"; : > "$TMP/sysnoev"; : > "$TMP/pidsc"
 pp() { "$BIN/bench-collectors" pingpong "$S" > "$TMP/pp"; echo "$(val roundtrips_per_s < "$TMP/pp") $(val cpu_ns_per_roundtrip < "$TMP/pp")" >> "$1"; }
 for _ in $(seq "$R"); do
 	pp "$TMP/base"
+	"$BIN/bench-collectors" floor "$S" > "$TMP/pp" && echo "$(val roundtrips_per_s < "$TMP/pp") $(val cpu_ns_per_roundtrip < "$TMP/pp")" >> "$TMP/floor"
 	"$BIN/edgectl" profile --no-events --pid "$SLEEPER" --interval 1s --json > /dev/null 2>&1 &
 	P=$!; sleep 1.5
 	pp "$TMP/noev"
@@ -85,17 +87,18 @@ bt=$(col 1 "$TMP/base"); bc=$(col 2 "$TMP/base")
 echo "| pipe ping-pong on CPU 0 ($R rounds x ${S} s, medians) | round trips/s | CPU ns per round trip | throughput lost (from CPU per round trip) |"
 echo "|---|---|---|---|"
 echo "| no profile | $bt | $bc | - |"
-for m in noev pid pidsc sysnoev sys; do
+for m in floor noev pid pidsc sysnoev sys; do
 	t=$(col 1 "$TMP/$m"); c=$(col 2 "$TMP/$m")
 	label="edgectl profile --pid (storm untraced)"
+	[ "$m" = floor ] && label="floor: an empty program (r0 = 0; exit) on sched_switch, no profile"
 	[ "$m" = noev ] && label="edgectl profile --pid --no-events (storm untraced, bpf-sched only)"
 	[ "$m" = pidsc ] && label="edgectl profile --pid --affinity-syscalls (storm untraced, sched_setaffinity by syscall hook where fexit is refused)"
 	[ "$m" = sysnoev ] && label="edgectl profile --no-events, system-wide (storm traced, bpf-sched only)"
 	[ "$m" = sys ] && label="edgectl profile, system-wide (storm traced)"
 	awk -v l="$label" -v t="$t" -v c="$c" -v bc="$bc" 'BEGIN { printf "| %s | %s | %s | %.1f %% |\n", l, t, c, 100*(c-bc)/c }'
 done
-echo "(round trips/s per run: base $(cut -d' ' -f1 "$TMP/base" | tr '\n' ' ')/ no-events $(cut -d' ' -f1 "$TMP/noev" | tr '\n' ' ')/ pid $(cut -d' ' -f1 "$TMP/pid" | tr '\n' ' ')/ affinity-syscalls $(cut -d' ' -f1 "$TMP/pidsc" | tr '\n' ' ')/ system no-events $(cut -d' ' -f1 "$TMP/sysnoev" | tr '\n' ' ')/ system $(cut -d' ' -f1 "$TMP/sys" | tr '\n' ' '))"
-echo "(CPU ns per round trip per run: base $(cut -d' ' -f2 "$TMP/base" | tr '\n' ' ')/ no-events $(cut -d' ' -f2 "$TMP/noev" | tr '\n' ' ')/ pid $(cut -d' ' -f2 "$TMP/pid" | tr '\n' ' ')/ affinity-syscalls $(cut -d' ' -f2 "$TMP/pidsc" | tr '\n' ' ')/ system no-events $(cut -d' ' -f2 "$TMP/sysnoev" | tr '\n' ' ')/ system $(cut -d' ' -f2 "$TMP/sys" | tr '\n' ' '))"
+echo "(round trips/s per run: base $(cut -d' ' -f1 "$TMP/base" | tr '\n' ' ')/ floor $(cut -d' ' -f1 "$TMP/floor" | tr '\n' ' ')/ no-events $(cut -d' ' -f1 "$TMP/noev" | tr '\n' ' ')/ pid $(cut -d' ' -f1 "$TMP/pid" | tr '\n' ' ')/ affinity-syscalls $(cut -d' ' -f1 "$TMP/pidsc" | tr '\n' ' ')/ system no-events $(cut -d' ' -f1 "$TMP/sysnoev" | tr '\n' ' ')/ system $(cut -d' ' -f1 "$TMP/sys" | tr '\n' ' '))"
+echo "(CPU ns per round trip per run: base $(cut -d' ' -f2 "$TMP/base" | tr '\n' ' ')/ floor $(cut -d' ' -f2 "$TMP/floor" | tr '\n' ' ')/ no-events $(cut -d' ' -f2 "$TMP/noev" | tr '\n' ' ')/ pid $(cut -d' ' -f2 "$TMP/pid" | tr '\n' ' ')/ affinity-syscalls $(cut -d' ' -f2 "$TMP/pidsc" | tr '\n' ' ')/ system no-events $(cut -d' ' -f2 "$TMP/sysnoev" | tr '\n' ' ')/ system $(cut -d' ' -f2 "$TMP/sys" | tr '\n' ' '))"
 echo
 
 echo "| edgectl profile at 1 Hz | start-up CPU ms | steady CPU ms per 10 s | steady % of one core |"
