@@ -224,7 +224,7 @@ struct schedtrace *schedtrace_open(const struct schedtrace_opts *o, char *err, s
 	/* sched_info where the kernel keeps it live; if that object does not
 	 * load (no per-CPU `runqueues` in the kernel's BTF, say), once more with
 	 * the wakeup programs */
-	st->exited_keep_ns = (o->exited_keep_ms ? o->exited_keep_ms : 10000) * 1000000ULL;
+	st->exited_keep_ns = (o->exited_keep_ms ? o->exited_keep_ms : 2000) * 1000000ULL;
 	st->run_delay = !o->no_run_delay && sched_info_live();
 	for (;;) {
 		ret = open_load(st, o, &oo, btf, err, errlen);
@@ -379,8 +379,10 @@ static int cmp_u32(const void *a, const void *b)
 }
 
 /* the final records of exited threads: cb for each, and its tid noted in
- * st->gone (sorted) so that a zombie's task storage is not returned twice;
- * records older than exited_keep_ns are deleted instead */
+ * st->gone (sorted) so that a zombie's task storage is not returned twice.
+ * The first read that returns one stamps it (seen_ns); once that is older
+ * than exited_keep_ns it is deleted instead: every read of the tick that
+ * first saw it sees it too, and a tick, however long, sees it at least once */
 static int read_exited(struct schedtrace *st, void (*cb)(__u32 tid, const struct st_thread *t, void *arg),
 		       void *arg)
 {
@@ -396,7 +398,10 @@ static int read_exited(struct schedtrace *st, void (*cb)(__u32 tid, const struct
 		cur = &key;
 		if (bpf_map_lookup_elem(fd, &key, &t))
 			continue;
-		if (now > t.exit_ts && now - t.exit_ts > st->exited_keep_ns) {
+		if (!t.seen_ns) {
+			t.seen_ns = now;
+			bpf_map_update_elem(fd, &key, &t, BPF_EXIST);
+		} else if (now > t.seen_ns && now - t.seen_ns > st->exited_keep_ns) {
 			bpf_map_delete_elem(fd, &key); /* the iteration goes on from the next key */
 			continue;
 		}

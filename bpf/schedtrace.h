@@ -83,6 +83,7 @@ struct st_thread {
 	__u64 rq_hist[ST_RQ_BUCKETS];
 	char comm[ST_COMM_LEN];
 	__u64 exit_ts;             /* exited copies: when it left a CPU for the last time */
+	__u64 seen_ns;             /* exited copies: when a read first returned it (user space) */
 };
 
 #ifndef __bpf__
@@ -111,9 +112,11 @@ struct schedtrace_opts {
 	                              the kernel's sched_info would serve (tests, benchmarks) */
 	const int32_t *pids;       /* ST_FILTER_PIDS: the initial tgid set, in place before */
 	size_t npids;              /* the programs attach (later: schedtrace_set_pids) */
-	unsigned exited_keep_ms;   /* tp_btf: how long an exited thread's final record is
-	                              still returned by schedtrace_read_threads (at least
-	                              two reads' interval), 0: 10000 */
+	unsigned exited_keep_ms;   /* tp_btf: an exited thread's final record is returned
+	                              by every schedtrace_read_threads until this long
+	                              after the first read that returned it (so repeated
+	                              reads of one tick all see it, whatever the tick
+	                              length), 0: 2000 */
 	bool force_lru_threads;    /* thread records in the per-CPU LRU hash even under
 	                              tp_btf (benchmarks: the cost of the task storage's
 	                              alternative) */
@@ -143,7 +146,8 @@ int schedtrace_ncpus(const struct schedtrace *st);
 int schedtrace_read_cpus(struct schedtrace *st, struct st_cpu *out, __u64 *mig_in, int n);
 /* every target thread's record: cb(tid, record, arg). tp_btf: the task
  * storage of each live thread (through the iter/task program) and the final
- * records of threads that exited in the last exited_keep_ms; raw_tp: the
+ * records of threads that exited, until exited_keep_ms after a read first
+ * returned them; raw_tp: the
  * LRU hash, each thread's per-CPU copies summed. Returns the number of
  * threads or negative errno. */
 int schedtrace_read_threads(struct schedtrace *st,

@@ -495,7 +495,11 @@ static void test_task_storage_and_switch_watch(void **state)
 	print_message("exited thread %u: %llu ns on CPU in its final record\n", gone, (unsigned long long)g.oncpu_ns);
 	assert_true(g.seen);
 	assert_true(g.oncpu_ns >= 15000000ULL);
-	/* and forgotten after exited_keep_ms */
+	/* a second read of the same tick sees it too */
+	g.seen = false;
+	schedtrace_read_threads(st, on_thread, &g);
+	assert_true(g.seen);
+	/* and it is forgotten exited_keep_ms after the first read */
 	usleep(400000);
 	g.seen = false;
 	schedtrace_read_threads(st, on_thread, &g);
