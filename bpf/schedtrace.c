@@ -41,6 +41,7 @@ struct schedtrace {
 	int32_t *pids;             /* the set now in pidbits */
 	size_t npids;
 	bool task_storage;         /* thread records in thr_ts (tp_btf) */
+	bool ts_refused;           /* an object with them did not load: LRU hash */
 	__u64 exited_keep_ns;
 	unsigned char *iterbuf;    /* one read of dump_threads */
 	size_t itercap;
@@ -161,7 +162,7 @@ static int open_load(struct schedtrace *st, const struct schedtrace_opts *o, str
 		bpf_map__set_max_entries(st->skel->maps.start, o->max_threads);
 	}
 	st->btf_mode = !o->force_raw_tp && !btf && bpfutil_probe_tp_btf("sched_switch");
-	st->task_storage = st->btf_mode && !o->force_lru_threads;
+	st->task_storage = st->btf_mode && !o->force_lru_threads && !st->ts_refused;
 	st->skel->rodata->thr_task_storage = st->task_storage;
 	/* the per-CPU LRU hash is preallocated (entries x CPUs x record): keep
 	 * it small where task storage holds the threads */
@@ -221,18 +222,25 @@ struct schedtrace *schedtrace_open(const struct schedtrace_opts *o, char *err, s
 		set_err(err, errlen, "allocating buffers", ret);
 		goto fail;
 	}
-	/* sched_info where the kernel keeps it live; if that object does not
-	 * load (no per-CPU `runqueues` in the kernel's BTF, say), once more with
-	 * the wakeup programs */
 	st->exited_keep_ns = (o->exited_keep_ms ? o->exited_keep_ms : 2000) * 1000000ULL;
+	/* Thread records in task storage and run-queue waits from sched_info
+	 * where the kernel allows; an object that does not load is tried again
+	 * without the first (kernels whose tracing programs may not use task
+	 * storage, or without the iter/task target: the per-CPU LRU hash), then
+	 * without the second too (the wakeup programs) */
 	st->run_delay = !o->no_run_delay && sched_info_live();
 	for (;;) {
 		ret = open_load(st, o, &oo, btf, err, errlen);
-		if (!ret || !st->run_delay)
+		if (!ret)
 			break;
 		schedtrace_bpf__destroy(st->skel);
 		st->skel = NULL;
-		st->run_delay = false;
+		if (st->task_storage)
+			st->ts_refused = true;
+		else if (st->run_delay)
+			st->run_delay = false;
+		else
+			break;
 	}
 	if (ret)
 		goto fail;

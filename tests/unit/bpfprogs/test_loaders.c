@@ -77,9 +77,14 @@ static void on_thread(__u32 tid, const struct st_thread *t, void *arg)
 	}
 }
 
+/* thread records in the per-CPU LRU hash even under tp_btf (what the loader
+ * falls back to where task storage is refused) */
+static bool force_lru;
+
 static void sched_mode(bool raw, bool wakeups)
 {
-	struct schedtrace_opts o = { .filter = ST_FILTER_PIDS, .force_raw_tp = raw, .no_run_delay = wakeups };
+	struct schedtrace_opts o = { .filter = ST_FILTER_PIDS, .force_raw_tp = raw, .no_run_delay = wakeups,
+				     .force_lru_threads = force_lru };
 	char err[512] = "";
 	struct schedtrace *st = schedtrace_open(&o, err, sizeof(err));
 
@@ -87,6 +92,7 @@ static void sched_mode(bool raw, bool wakeups)
 		print_message("%s\n", err);
 	assert_non_null(st);
 	assert_string_equal(schedtrace_mode(st), raw ? "raw_tp" : "tp_btf");
+	assert_string_equal(schedtrace_thread_store(st), raw || force_lru ? "per-CPU LRU hash" : "task storage");
 	{
 		/* open visited every CPU: each has seen a switch, so each knows
 		 * what runs there (a lone spinner is not left uncounted) */
@@ -290,6 +296,9 @@ static void test_schedtrace_tp_btf(void **state)
 		skip();
 	sched_mode(false, false);
 	sched_mode(false, true);
+	force_lru = true;
+	sched_mode(false, false);
+	force_lru = false;
 	sched_gen(false);
 	sched_contended(false, false);
 	sched_contended(false, true);
