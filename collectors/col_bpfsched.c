@@ -145,7 +145,8 @@ static int bs_open(struct col_ctx *ctx, void **state, char *why, size_t whylen)
 	}
 	ctx->bpf_sched_live = true;
 	ctx->sched = b->st;
-	fsr_fmt(why, whylen, "%s", schedtrace_mode(b->st));
+	fsr_fmt(why, whylen, "%s, threads in %s%s", schedtrace_mode(b->st), schedtrace_thread_store(b->st),
+		schedtrace_run_delay(b->st) ? "" : ", waits from wakeup programs");
 	*state = b;
 	return 0;
 fail:
