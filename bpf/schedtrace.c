@@ -425,7 +425,8 @@ static int read_exited(struct schedtrace *st, void (*cb)(__u32 tid, const struct
 		cb(key, &t, arg);
 		count++;
 	}
-	qsort(st->gone, st->ngone, sizeof(*st->gone), cmp_u32);
+	if (st->ngone > 1)
+		qsort(st->gone, st->ngone, sizeof(*st->gone), cmp_u32);
 	return count;
 }
 
