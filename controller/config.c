@@ -69,6 +69,7 @@ static const struct key keys[] = {
 	{ .section = "bandwidth", .name = "step", .type = K_DOUBLE, .off = F(bw_step_pct), .def = "25", .min = 1, .max = 90, .doc = "bound on one quota change, % of the current quota" },
 	{ .section = "bandwidth", .name = "cooldown", .type = K_DURATION, .off = F(bw_cooldown_s), .def = "5s", .min = 0, .max = 86400, .doc = "no new change this long after one" },
 	{ .section = "bandwidth", .name = "relax", .type = K_DURATION, .off = F(bw_relax_s), .def = "30s", .min = 0, .max = 86400, .doc = "give back (quota first, the core's weight last) only this long after the last tightening" },
+	{ .section = "bandwidth", .name = "knee_hold", .type = K_DURATION, .off = F(bw_knee_hold_s), .def = "300s", .min = 0, .max = 86400, .doc = "a neighbour's quota under which the p99 went over target is not given back again for this long" },
 	{ .section = "bandwidth", .name = "period_us", .type = K_I64, .off = F(period_us), .def = "100000", .min = 1000, .max = 1000000, .doc = "CFS period for quotas written" },
 	{ .section = "bandwidth", .name = "core_weight", .type = K_I64, .off = F(core_weight), .def = "1000", .min = 1, .max = 10000, .doc = "cpu.weight given to the core while it misses its target (v1: shares = w*1024/100)" },
 

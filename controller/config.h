@@ -53,6 +53,7 @@ struct ccfg {
 	double bw_step_pct;           /* bound on one change of a quota, relative */
 	double bw_cooldown_s;
 	double bw_relax_s;            /* under target this long after the last tightening before giving back */
+	double bw_knee_hold_s;        /* a quota that proved too generous is not given back again for this long */
 	int64_t period_us;
 	int64_t core_weight;          /* weight given to the core's cgroup when it misses its target */
 	/* [tune] */

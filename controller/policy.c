@@ -80,6 +80,18 @@ void pol_mem_init(struct pol_mem *m)
 		m->last_change_s[i] = -1e18;
 	m->core_weight_orig = -1;
 	m->last_tighten_s = -1e18;
+	for (int i = 0; i < CCFG_MAX_NEIGHBOURS; i++) {
+		m->knee_quota[i] = -1;
+		m->knee_s[i] = -1e18;
+	}
+}
+
+/* The most quota a neighbour can use in `period` us: every allowed CPU. */
+static int64_t nb_ceiling(const struct pol_env *env, int64_t period)
+{
+	int ncpu = CPU_COUNT(&env->allowed);
+
+	return period * (ncpu > 0 ? ncpu : 1);
 }
 
 static int nb_index(const struct pol_env *env, const char *name)
@@ -113,8 +125,13 @@ void pol_mem_commit(struct pol_mem *m, const struct pol_decision *d, const struc
 			m->capped[i] = 0;
 		/* lowering a quota is "down"; -1 (no limit) counts as the top */
 		m->last_dir[d->policy] = d->from < 0 ? -1 : d->to < 0 ? 1 : m->last_dir[d->policy];
-		if (d->to >= 0 && (d->from < 0 || d->to < d->from))
+		if (d->to >= 0 && (d->from < 0 || d->to < d->from)) {
 			m->last_tighten_s = now_s;
+			/* the p99 went over under quota `from`: a knee (no limit
+			 * counts as the most the neighbour can use) */
+			m->knee_quota[i] = d->from >= 0 ? d->from : nb_ceiling(env, d->period_us > 0 ? d->period_us : 100000);
+			m->knee_s[i] = now_s;
+		}
 		break;
 	}
 	case POL_ACT_SET_IDLE: {
@@ -590,7 +607,7 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 		  const struct pol_mem *m, struct pol_decision *out, int max, char *why, size_t whylen)
 {
 	double now, p99 = 0, hi, lo, cd_left;
-	int nd = 0, over, under;
+	int nd = 0, over, under, held = 0;
 
 	if (!c->bandwidth_enabled) {
 		fmt(why, whylen, "bandwidth policy disabled");
@@ -633,8 +650,13 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 		for (int i = 0; i < env->nneighbours && nd < max; i++) {
 			const struct pol_neighbour *nb = &env->nb[i];
 			int64_t period = nb->period_us > 0 ? nb->period_us : c->period_us;
-			double cur_pct = nb->quota_us > 0 ? (double)nb->quota_us * 100.0 / (double)period : nb->usage_pct;
+			/* from its quota, or from what it uses when that is less (a
+			 * quota above its use binds nothing: halving 700 % of a CPU
+			 * for a neighbour using 180 % took three ticks to bite) */
 			double floor_pct = c->neighbour_min_pct, to_pct;
+			double cur_pct = nb->quota_us > 0 ? (double)nb->quota_us * 100.0 / (double)period : nb->usage_pct;
+			if (nb->quota_us > 0 && nb->usage_pct >= 0 && nb->usage_pct < cur_pct)
+				cur_pct = nb->usage_pct > floor_pct ? nb->usage_pct : floor_pct;
 			struct pol_decision *d;
 
 			if (nb->quota_us < 0 && nb->usage_pct <= floor_pct)
@@ -688,8 +710,18 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 		if (!m->capped[i] || nb->quota_us < 0)
 			continue;
 		to = (int64_t)llround((double)nb->quota_us * (1 + c->bw_step_pct / 100));
-		if (m->orig_quota[i] < 0 ? to >= period * (int64_t)CPU_COUNT(&env->allowed) * 4 : to >= m->orig_quota[i])
+		/* a quota of every allowed CPU limits nothing: the original next */
+		if (m->orig_quota[i] < 0 ? to >= nb_ceiling(env, period) : to >= m->orig_quota[i])
 			to = m->orig_quota[i];
+		/* never back up to a quota under which the p99 went over, for
+		 * knee_hold: each such probe costs the core ~10 ticks of tail */
+		if (m->knee_quota[i] >= 0 && now - m->knee_s[i] < c->bw_knee_hold_s && (to < 0 || to >= m->knee_quota[i])) {
+			fmt(why, whylen, "ttft p99 %.0f ms under target: neighbour %s held below %.0f%% of a CPU (the p99 went over there %.0f s ago; knee_hold %.0f s)",
+			    p99, nb->name, (double)m->knee_quota[i] * 100.0 / (double)period, now - m->knee_s[i],
+			    c->bw_knee_hold_s);
+			held = 1;
+			continue;
+		}
 		d = bw_decision(out, &nd, POL_ACT_SET_CPU_MAX, nb->name, nb->quota_us, to);
 		d->period_us = period;
 		fmt(d->reason, sizeof(d->reason), "ttft p99 %.0f ms < target %.0f ms -%.0f%%: give neighbour %s back %s", p99,
@@ -709,7 +741,7 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 		    p99, c->ttft_p99_target_ms, c->bw_hysteresis_pct, nb->name);
 		fmt(d->inputs, sizeof(d->inputs), "{\"ttft_p99_ms\":%.1f,\"idle\":1}", p99);
 	}
-	if (!nd && nd < max && m->core_weight_orig > 0 && env->core_weight != m->core_weight_orig) {
+	if (!nd && !held && nd < max && m->core_weight_orig > 0 && env->core_weight != m->core_weight_orig) {
 		struct pol_decision *d = bw_decision(out, &nd, POL_ACT_SET_WEIGHT,
 						     env->weight_cg[0] ? env->weight_cg : c->cgroup, env->core_weight,
 						     m->core_weight_orig);
@@ -718,7 +750,7 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 		    p99, c->ttft_p99_target_ms, c->bw_hysteresis_pct, d->to);
 		fmt(d->inputs, sizeof(d->inputs), "{\"ttft_p99_ms\":%.1f,\"weight\":%" PRId64 "}", p99, env->core_weight);
 	}
-	if (!nd)
+	if (!nd && !held)
 		fmt(why, whylen, "ttft p99 %.0f ms under target, nothing to give back", p99);
 	return nd;
 }

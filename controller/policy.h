@@ -93,6 +93,9 @@ struct pol_mem {
 	int capped[CCFG_MAX_NEIGHBOURS];  /* we lowered this neighbour's quota */
 	int64_t orig_quota[CCFG_MAX_NEIGHBOURS]; /* its quota before we capped it */
 	int idled[CCFG_MAX_NEIGHBOURS];   /* we set its cpu.idle to 1 */
+	int64_t knee_quota[CCFG_MAX_NEIGHBOURS]; /* the quota (us; -1 none) under which the p99 last went
+	                                          * over: give-backs stay below it until knee_s + knee_hold */
+	double knee_s[CCFG_MAX_NEIGHBOURS];
 	int64_t core_weight_orig;         /* -1 until we raised the core's weight */
 	double last_tighten_s;            /* the bandwidth policy's last cap or weight raise */
 };

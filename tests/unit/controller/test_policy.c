@@ -306,6 +306,8 @@ struct bw_case {
 	int64_t weight_orig;     /* > 0: we raised the core's weight from this */
 	int nb_idle;             /* the hog's cpu.idle: 0 no such file, 1 -> 0, 2 -> 1 */
 	int idled;               /* we set its cpu.idle */
+	int64_t knee;            /* > 0: the p99 went over under this quota ... */
+	double since_knee;       /* ... this long ago */
 	int want_n;
 	enum pol_action want_act[3];
 	int64_t want_to[3];
@@ -360,6 +362,28 @@ static const struct bw_case bw_cases[] = {
 	{ .name = "under target, every quota back: the core's weight last", .ttft = { 200, 200, 200 },
 	  .core_weight = 1000, .weight_orig = 100, .nb_quota = 200000, .nb_usage = 50, .since_tighten = 40,
 	  .want_n = 1, .want_act = { POL_ACT_SET_WEIGHT }, .want_to = { 100 }, .want_reason = "core weight back to 100" },
+	/* the 2026-11-25 bench: given back x1.5 a step up to 739 % of a CPU for a hog using 180 %,
+	 * then halved from 739 % (3 ticks before the cap bit again) */
+	{ .name = "over, quota far above its use: cap from the use", .ttft = { 800, 900, 900 }, .core_weight = 1000,
+	  .nb_quota = 700000, .nb_usage = 180, .nb_idle = 2, .idled = 1, .want_n = 1,
+	  .want_act = { POL_ACT_SET_CPU_MAX }, .want_to = { 135000 }, .want_reason = "quota 180% -> 135%" },
+	{ .name = "over, quota binds (use = quota): cap from the quota", .ttft = { 800, 900, 900 }, .core_weight = 1000,
+	  .nb_quota = 40000, .nb_usage = 40, .want_n = 1, .want_act = { POL_ACT_SET_CPU_MAX }, .want_to = { 30000 },
+	  .want_reason = "quota 40% -> 30%" },
+	{ .name = "give back: all allowed CPUs (2) is the ceiling, then unlimited", .ttft = { 200, 200, 200 },
+	  .core_weight = 1000, .nb_quota = 180000, .nb_usage = 170, .capped = 1, .orig = -1, .since_tighten = 40,
+	  .want_n = 1, .want_act = { POL_ACT_SET_CPU_MAX }, .want_to = { -1 }, .want_reason = "its unlimited quota" },
+	{ .name = "give back: not up to the knee (p99 went over at 120 %, 60 s ago)", .ttft = { 200, 200, 200 },
+	  .core_weight = 1000, .weight_orig = 100, .nb_quota = 100000, .nb_usage = 100, .capped = 1, .orig = -1,
+	  .since_tighten = 60, .knee = 120000, .since_knee = 60, .want_n = 0, .want_reason = "held below 120%" },
+	{ .name = "give back: a step that stays under the knee", .ttft = { 200, 200, 200 }, .core_weight = 1000,
+	  .nb_quota = 50000, .nb_usage = 50, .capped = 1, .orig = -1, .since_tighten = 60, .knee = 120000,
+	  .since_knee = 60, .want_n = 1, .want_act = { POL_ACT_SET_CPU_MAX }, .want_to = { 62500 },
+	  .want_reason = "back one step" },
+	{ .name = "give back: the knee expires after knee_hold (300 s)", .ttft = { 200, 200, 200 },
+	  .core_weight = 1000, .nb_quota = 100000, .nb_usage = 100, .capped = 1, .orig = -1, .since_tighten = 400,
+	  .knee = 120000, .since_knee = 400, .want_n = 1, .want_act = { POL_ACT_SET_CPU_MAX }, .want_to = { 125000 },
+	  .want_reason = "back one step" },
 };
 
 static void test_bandwidth_table(void **state)
@@ -397,6 +421,10 @@ static void test_bandwidth_table(void **state)
 			m.last_tighten_s = 102 - bc->since_tighten;
 		if (bc->weight_orig > 0)
 			m.core_weight_orig = bc->weight_orig;
+		if (bc->knee > 0) {
+			m.knee_quota[0] = bc->knee;
+			m.knee_s[0] = 102 - bc->since_knee;
+		}
 		for (int t = 0; t < 3; t++) {
 			struct tick tk = { .queue = 0, .busy = 1, .threads = 2, .mem = 80, .ttft = bc->ttft[t] };
 
@@ -594,6 +622,38 @@ static void test_affinity_on_board_fixtures(void **state)
 
 /* where the core's weight must go: one level below its deepest common
  * ancestor with the neighbours (weight only divides time among siblings) */
+/* pol_mem_commit: a cap records the quota it came down from as the knee (no limit: every
+ * allowed CPU); a give-back does not move it. */
+static void test_knee_commit(void **state)
+{
+	struct pol_env env = { 0 };
+	struct pol_mem m;
+	struct pol_decision d = { .policy = POL_BANDWIDTH, .action = POL_ACT_SET_CPU_MAX, .period_us = 100000 };
+
+	(void)state;
+	pol_mem_init(&m);
+	assert_int_equal(m.knee_quota[0], -1);
+	set_allowed(&env.allowed, "0-1");
+	env.nneighbours = 1;
+	snprintf(env.nb[0].name, sizeof(env.nb[0].name), "hog");
+	snprintf(d.target, sizeof(d.target), "hog");
+	d.from = -1;
+	d.to = 90000;
+	pol_mem_commit(&m, &d, &env, 10);
+	assert_int_equal(m.knee_quota[0], 200000);
+	assert_true(m.knee_s[0] == 10);
+	assert_int_equal(m.orig_quota[0], -1);
+	d.from = 90000;
+	d.to = 135000; /* give back: the knee stays */
+	pol_mem_commit(&m, &d, &env, 40);
+	assert_int_equal(m.knee_quota[0], 200000);
+	d.from = 135000;
+	d.to = 67500; /* over again under 135 %: the knee comes down to it */
+	pol_mem_commit(&m, &d, &env, 50);
+	assert_int_equal(m.knee_quota[0], 135000);
+	assert_true(m.knee_s[0] == 50);
+}
+
 static void test_weight_cgroup_table(void **state)
 {
 	static const struct {
@@ -630,6 +690,7 @@ int main(void)
 		cmocka_unit_test(test_threads_table),
 		cmocka_unit_test(test_affinity_table),
 		cmocka_unit_test(test_bandwidth_table),
+		cmocka_unit_test(test_knee_commit),
 		cmocka_unit_test(test_weight_cgroup_table),
 		cmocka_unit_test(test_no_reversal_inside_cooldown),
 		cmocka_unit_test(test_tune_plan_table),
