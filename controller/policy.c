@@ -19,9 +19,11 @@
  *   (hotplug, or a cpuset write that reset it) is re-pinned at once.
  * bandwidth: above target*(1+h) for sustain_ticks, first raise the core's
  *   weight, then lower each busy neighbour's quota by at most step %, never
- *   below neighbour_min; below target*(1-h), give neighbours back step % at
- *   a time until they reach the quota they had before. One direction change
- *   per cooldown.
+ *   below neighbour_min (from what it uses when that is below its quota);
+ *   below target*(1-h), give neighbours back step % at a time until they
+ *   reach the quota they had before, but for knee_hold never up to a quota
+ *   under which the p99 went over (the quota a cap came down from). One
+ *   direction change per cooldown.
  */
 #include "controller/policy.h"
 
