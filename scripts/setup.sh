@@ -13,7 +13,7 @@ libpcre2-dev
 libjemalloc-dev libjemalloc2
 libmicrohttpd-dev libjansson-dev libsqlite3-dev sqlite3
 libcgroup-dev libinih-dev libncurses-dev libcurl4-openssl-dev
-curl jq wrk stress-ng hyperfine util-linux procps
+curl jq wrk stress-ng hyperfine util-linux procps python3
 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static
 qemu-system-x86 qemu-system-arm busybox-static cpio
 "
