@@ -10,11 +10,11 @@
  * into idle / other / target and the class is kept in this CPU's record with
  * the switch time. At the next switch on this CPU the time since then is the
  * slice of the task that now leaves (prev), and its class is already known:
- * no second lookup. Target tasks alone touch the threads and start maps;
+ * no second lookup. Target tasks alone touch their thread records;
  * untraced tasks cost the classification plus the per-CPU counters.
  * Classification: filter NONE -> every non-idle task is the target; PIDS ->
- * a hash lookup of the tgid in target_pids; CGROUP -> the task's cgroup v2
- * ancestor at the target's level has the target's id.
+ * one bit of the target_pids bitmap (an inlined array load); CGROUP -> the
+ * task's cgroup v2 ancestor at the target's level has the target's id.
  * Each program exists twice: tp_btf (direct, BTF-checked loads) and raw_tp
  * (BPF_CORE_READ). The loader enables one set.
  */
@@ -387,10 +387,8 @@ static __always_inline int on_switch(bool preempt, struct task_struct *prev,
 					/* its last switch: the task storage goes with
 					 * the task, so keep the final figures for
 					 * user space's next read */
-					if (state == TASK_DEAD) {
-						th->exit_ts = bpf_ktime_get_ns();
+					if (state == TASK_DEAD)
 						bpf_map_update_elem(&exited, &prev_pid, th, BPF_ANY);
-					}
 				}
 			}
 			/* preempted: back on the run queue from now */

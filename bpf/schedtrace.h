@@ -82,7 +82,6 @@ struct st_thread {
 	/* the fields above are what a switch-out touches: one cache line */
 	__u64 rq_hist[ST_RQ_BUCKETS];
 	char comm[ST_COMM_LEN];
-	__u64 exit_ts;             /* exited copies: when it left a CPU for the last time */
 	__u64 seen_ns;             /* exited copies: when a read first returned it (user space) */
 };
 
