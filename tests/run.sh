@@ -49,19 +49,25 @@ run_unit() {
 	[ "$f" -eq 0 ] || note_fail "unit $name"
 }
 
+# count the PASS/FAIL/SKIP lines of $log into the totals; a non-zero exit
+# status RC with no FAIL line counts as one failure of WHAT. Sets f.
+tally() { # RC WHAT
+	p=$(grep -c '^PASS: ' "$log")
+	f=$(grep -c '^FAIL: ' "$log")
+	s=$(grep -c '^SKIP: ' "$log")
+	if [ "$1" -ne 0 ] && [ "$f" -eq 0 ]; then
+		f=1; echo "!! $2 exited with status $1"
+	fi
+	passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+}
+
 run_integration() {
 	t=$1; name=$(basename "$t" .sh)
 	echo "== integration $name"
 	timeout -k 5 "$TEST_TIMEOUT" bash "$t" >"$log" 2>&1
 	rc=$?
 	cat "$log"
-	p=$(grep -c '^PASS: ' "$log")
-	f=$(grep -c '^FAIL: ' "$log")
-	s=$(grep -c '^SKIP: ' "$log")
-	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
-		f=1; echo "!! $name exited with status $rc"
-	fi
-	passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+	tally "$rc" "$name"
 	[ "$f" -eq 0 ] || note_fail "integration $name"
 }
 
@@ -71,13 +77,7 @@ run_vm() {
 	# shellcheck disable=SC2086 # VM_SPECS is a list
 	{ sh tests/vm/run.sh $VM_SPECS 2>&1; echo $? > "$log.rc"; } | tee "$log"
 	rc=$(cat "$log.rc"); rm -f "$log.rc"
-	p=$(grep -c '^PASS: ' "$log")
-	f=$(grep -c '^FAIL: ' "$log")
-	s=$(grep -c '^SKIP: ' "$log")
-	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
-		f=1; echo "!! tests/vm/run.sh exited with status $rc"
-	fi
-	passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+	tally "$rc" tests/vm/run.sh
 	[ "$f" -eq 0 ] || note_fail "vm: $(grep '^test-vm: failed:' "$log" | sed 's/^test-vm: failed://')"
 }
 
