@@ -12,6 +12,16 @@
  * slice of the task that now leaves (prev), and its class is already known:
  * no second lookup. Target tasks alone touch their thread records;
  * untraced tasks cost the classification plus the per-CPU counters.
+ * Thread records (tp_btf): a direct-mapped table of slots indexed by tid
+ * (thr_slot, tagged with the tid and the task's start time) holds them where
+ * a thread's slot is free; a thread whose slot another live thread holds
+ * keeps its record in its task storage instead. A slot is an inlined array
+ * access, where bpf_task_storage_get is a helper call into the local-storage
+ * code: with every task traced, that call was the largest part of a switch's
+ * cost (with retpolines and Safe RET on this build machine, ~50 ns of wall
+ * time per switch). A slot is claimed with a compare-and-swap on its tag,
+ * freed at its thread's last switch-out (TASK_DEAD); each thread has one
+ * record, in a slot or in task storage, never both (a claim checks).
  * Classification: filter NONE -> every non-idle task is the target; PIDS ->
  * one bit of the target_pids bitmap (an inlined array load); CGROUP -> the
  * task's cgroup v2 ancestor at the target's level has the target's id.
@@ -38,6 +48,10 @@ volatile __u32 filter_gen = 0;
 /* thread records in task storage (tp_btf; set by the loader) or in the
  * per-CPU LRU hash */
 const volatile bool thr_task_storage = false;
+/* thread records in thr_slot where a thread's slot is free (tp_btf, with
+ * thr_task_storage for the rest; set by the loader), slot_mask = slots - 1 */
+const volatile bool thr_slots = false;
+const volatile __u32 slot_mask = 0;
 /* set by user space: report a target thread's cpus_mask change seen at its
  * switch-out through aff_ring (tp_btf only) */
 volatile bool aff_watch = false;
@@ -79,6 +93,13 @@ struct {
 	__type(key, __u32);
 	__type(value, struct st_thread);
 } exited SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);              /* a power of two, set by the loader */
+	__type(key, __u32);
+	__type(value, struct st_slot);
+} thr_slot SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -169,13 +190,42 @@ static __always_inline __u32 classify(struct task_struct *t, __u32 pid, __u32 tg
 	return task_is_target(t, pid, tgid, btf) ? ST_CLASS_TARGET : ST_CLASS_OTHER;
 }
 
-/* the record of target thread t, made on first use. tp_btf: its task
- * storage (a pointer walk from the task: what makes tracing every task of
- * the machine affordable); raw_tp: this CPU's copy in the LRU hash */
+/* t's slot (tp_btf only: start_time is read directly) */
+static __always_inline struct st_slot *slot_of(__u32 tid)
+{
+	__u32 idx = tid & slot_mask;
+
+	return bpf_map_lookup_elem(&thr_slot, &idx);
+}
+
+static __always_inline bool slot_is(const struct st_slot *sl, __u32 tid, struct task_struct *t)
+{
+	return sl->tid == tid && sl->start == t->start_time;
+}
+
+/* the record of target thread t, made on first use. tp_btf: its slot
+ * (an array access) or, where another thread holds the slot, its task
+ * storage (a pointer walk from the task and a helper call); raw_tp: this
+ * CPU's copy in the LRU hash */
 static __always_inline struct st_thread *thread_get(__u32 tid, struct task_struct *t, bool btf)
 {
 	struct st_thread *th;
 
+	if (btf && thr_slots) {
+		struct st_slot *sl = slot_of(tid);
+		if (sl) {
+			if (slot_is(sl, tid, t))
+				return &sl->rec;
+			/* free, and t has no record elsewhere: claim it (freed
+			 * slots are zeroed before their tag is cleared) */
+			if (!sl->tid && !bpf_task_storage_get(&thr_ts, t, 0, 0) &&
+			    __sync_val_compare_and_swap(&sl->tid, 0, (__u64)tid) == 0) {
+				sl->start = t->start_time;
+				th = &sl->rec;
+				goto fill;
+			}
+		}
+	}
 	if (btf && thr_task_storage) {
 		th = bpf_task_storage_get(&thr_ts, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 		if (!th || th->comm_ts)
@@ -189,6 +239,7 @@ static __always_inline struct st_thread *thread_get(__u32 tid, struct task_struc
 		if (!th)
 			return NULL;
 	}
+fill:
 	th->tgid = btf ? t->tgid : BPF_CORE_READ(t, tgid);
 	bpf_probe_read_kernel_str(th->comm, sizeof(th->comm), &t->comm);
 	th->comm_ts = bpf_ktime_get_ns();
@@ -198,6 +249,11 @@ static __always_inline struct st_thread *thread_get(__u32 tid, struct task_struc
 /* the record of t if it has one */
 static __always_inline struct st_thread *thread_find(__u32 tid, struct task_struct *t, bool btf)
 {
+	if (btf && thr_slots) {
+		struct st_slot *sl = slot_of(tid);
+		if (sl && slot_is(sl, tid, t))
+			return &sl->rec;
+	}
 	if (btf && thr_task_storage)
 		return bpf_task_storage_get(&thr_ts, t, 0, 0);
 	return bpf_map_lookup_elem(&threads, &tid);
@@ -231,6 +287,22 @@ static __always_inline void aff_check(struct task_struct *t, __u32 tid, struct s
 		}
 	}
 	th->cpus_mask = m;
+}
+
+/* t's last switch-out: free its slot if it holds one. The tag goes to
+ * ST_SLOT_DYING first, so that no reader takes the record being zeroed for
+ * t's, and no claimer the slot before it is zeroed */
+static __always_inline void slot_free(__u32 tid, struct task_struct *t)
+{
+	struct st_slot *sl = slot_of(tid);
+
+	if (!sl || sl->start != t->start_time)
+		return;
+	if (__sync_val_compare_and_swap(&sl->tid, (__u64)tid, ST_SLOT_DYING) != (__u64)tid)
+		return;
+	__builtin_memset(&sl->rec, 0, sizeof(sl->rec));
+	sl->start = 0;
+	__sync_val_compare_and_swap(&sl->tid, ST_SLOT_DYING, 0);
 }
 
 static __always_inline long task_state(struct task_struct *t, bool btf)
@@ -387,8 +459,11 @@ static __always_inline int on_switch(bool preempt, struct task_struct *prev,
 					/* its last switch: the task storage goes with
 					 * the task, so keep the final figures for
 					 * user space's next read */
-					if (state == TASK_DEAD)
+					if (state == TASK_DEAD) {
 						bpf_map_update_elem(&exited, &prev_pid, th, BPF_ANY);
+						if (thr_slots)
+							slot_free(prev_pid, prev);
+					}
 				}
 			}
 			/* preempted: back on the run queue from now */
@@ -546,22 +621,28 @@ int BPF_PROG(migrate_raw, struct task_struct *p, int dest_cpu)
 	return on_migrate(p, dest_cpu, false);
 }
 
-/* user space's read of the task-storage records: one (u64 tid, struct
- * st_thread) pair per thread that has one */
+/* user space's read of the thread records (slots and task storage): one
+ * (u64 tid, struct st_thread) pair per thread that has one */
 SEC("iter/task")
 int dump_threads(struct bpf_iter__task *ctx)
 {
 	struct seq_file *seq = ctx->meta->seq;
 	struct task_struct *t = ctx->task;
-	struct st_thread *th;
+	struct st_thread *th = NULL;
 	__u64 tid;
 
 	if (!t)
 		return 0;
-	th = bpf_task_storage_get(&thr_ts, t, 0, 0);
+	tid = (__u32)t->pid;
+	if (thr_slots) {
+		struct st_slot *sl = slot_of((__u32)tid);
+		if (sl && slot_is(sl, (__u32)tid, t))
+			th = &sl->rec;
+	}
+	if (!th)
+		th = bpf_task_storage_get(&thr_ts, t, 0, 0);
 	if (!th)
 		return 0;
-	tid = (__u32)t->pid;
 	bpf_seq_write(seq, &tid, sizeof(tid));
 	bpf_seq_write(seq, th, sizeof(*th));
 	return 0;

@@ -42,6 +42,9 @@ struct schedtrace {
 	size_t npids;
 	bool task_storage;         /* thread records in thr_ts (tp_btf) */
 	bool ts_refused;           /* an object with them did not load: LRU hash */
+	bool slots;                /* and in thr_slot where a thread's slot is free */
+	bool slots_refused;        /* an object with slots did not load */
+	__u32 nslots;
 	__u64 exited_keep_ns;
 	unsigned char *iterbuf;    /* one read of dump_threads */
 	size_t itercap;
@@ -164,6 +167,11 @@ static int open_load(struct schedtrace *st, const struct schedtrace_opts *o, str
 	st->btf_mode = !o->force_raw_tp && !btf && bpfutil_probe_tp_btf("sched_switch");
 	st->task_storage = st->btf_mode && !o->force_lru_threads && !st->ts_refused;
 	st->skel->rodata->thr_task_storage = st->task_storage;
+	st->slots = st->task_storage && !o->no_thread_slots && !st->slots_refused;
+	st->skel->rodata->thr_slots = st->slots;
+	st->skel->rodata->slot_mask = st->slots ? st->nslots - 1 : 0;
+	if (st->slots)
+		bpf_map__set_max_entries(st->skel->maps.thr_slot, st->nslots);
 	/* the per-CPU LRU hash is preallocated (entries x CPUs x record): keep
 	 * it small where task storage holds the threads */
 	if (st->task_storage)
@@ -229,13 +237,19 @@ struct schedtrace *schedtrace_open(const struct schedtrace_opts *o, char *err, s
 	 * storage, or without the iter/task target: the per-CPU LRU hash), then
 	 * without the second too (the wakeup programs) */
 	st->run_delay = !o->no_run_delay && sched_info_live();
+	/* the slot table: a power of two, at most 2^20 */
+	st->nslots = 1;
+	while (st->nslots < (o->thread_slots ? o->thread_slots : 4096) && st->nslots < (1u << 20))
+		st->nslots <<= 1;
 	for (;;) {
 		ret = open_load(st, o, &oo, btf, err, errlen);
 		if (!ret)
 			break;
 		schedtrace_bpf__destroy(st->skel);
 		st->skel = NULL;
-		if (st->task_storage)
+		if (st->slots) /* no 64-bit compare-and-swap (before 5.12) */
+			st->slots_refused = true;
+		else if (st->task_storage)
 			st->ts_refused = true;
 		else if (st->run_delay)
 			st->run_delay = false;
@@ -529,6 +543,19 @@ int schedtrace_read_threads(struct schedtrace *st,
 	return count;
 }
 
+int schedtrace_slot_holder(struct schedtrace *st, __u32 tid, __u64 *holder)
+{
+	__u32 idx = tid & (st->nslots - 1);
+	struct st_slot sl;
+
+	if (!st->slots)
+		return -EOPNOTSUPP;
+	if (bpf_map_lookup_elem(bpf_map__fd(st->skel->maps.thr_slot), &idx, &sl))
+		return -errno;
+	*holder = sl.tid;
+	return 0;
+}
+
 void schedtrace_forget_thread(struct schedtrace *st, __u32 tid)
 {
 	bpf_map_delete_elem(bpf_map__fd(st->skel->maps.threads), &tid);
@@ -537,7 +564,7 @@ void schedtrace_forget_thread(struct schedtrace *st, __u32 tid)
 
 const char *schedtrace_thread_store(const struct schedtrace *st)
 {
-	return st->task_storage ? "task storage" : "per-CPU LRU hash";
+	return st->slots ? "slots + task storage" : st->task_storage ? "task storage" : "per-CPU LRU hash";
 }
 
 int schedtrace_affinity_ring_fd(const struct schedtrace *st)

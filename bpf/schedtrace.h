@@ -7,10 +7,18 @@
  *               switches, migrations, run-queue histogram, and the state of
  *               the slice now running (curr_rt0, curr_tid, curr_class) so user
  *               space can add the part of the slice not yet ended;
- *   thr_ts      TASK_STORAGE struct st_thread, target threads only (tp_btf):
- *               found through the task itself, no hashing, one writer at a
- *               time (the CPU the thread leaves); read by the iter/task
- *               program dump_threads, which writes (u64 tid, record) pairs;
+ *   thr_slot    ARRAY of slots (a power of two; tag: tid and start time +
+ *               struct st_thread), indexed by tid & (slots - 1): the record
+ *               of each target thread whose slot is free (tp_btf), claimed
+ *               by compare-and-swap, freed at the thread's last switch-out;
+ *               an inlined array access on every switch instead of a helper
+ *               call;
+ *   thr_ts      TASK_STORAGE struct st_thread, target threads only (tp_btf)
+ *               whose slot another live thread holds: found through the
+ *               task itself, no hashing, one writer at a time (the CPU the
+ *               thread leaves). Slots and task storage are read by the
+ *               iter/task program dump_threads, which writes (u64 tid,
+ *               record) pairs;
  *   exited      LRU_HASH tid -> struct st_thread: the final record of a
  *               thread at its last switch-out (tp_btf), until user space
  *               has read it;
@@ -85,6 +93,16 @@ struct st_thread {
 	__u64 seen_ns;             /* exited copies: when a read first returned it (user space) */
 };
 
+/* a slot of thr_slot: tid 0 free, ST_SLOT_DYING being freed, else the tid
+ * of the thread whose record it holds, with that task's start_time (a new
+ * thread that reuses the tid does not match) */
+#define ST_SLOT_DYING (1ULL << 63)
+struct st_slot {
+	__u64 tid;
+	__u64 start;               /* task_struct.start_time, ns */
+	struct st_thread rec;
+};
+
 #ifndef __bpf__
 #include <stdbool.h>
 #include <stddef.h>
@@ -116,6 +134,11 @@ struct schedtrace_opts {
 	                              after the first read that returned it (so repeated
 	                              reads of one tick all see it, whatever the tick
 	                              length), 0: 2000 */
+	unsigned thread_slots;     /* tp_btf: size of the slot table (rounded up to a power
+	                              of two), 0: 4096 (1.2 MiB); threads whose slot is
+	                              taken use task storage */
+	bool no_thread_slots;      /* task storage for every thread (benchmarks: what the
+	                              slots replace) */
 	bool force_lru_threads;    /* thread records in the per-CPU LRU hash even under
 	                              tp_btf (benchmarks: the cost of the task storage's
 	                              alternative) */
@@ -151,9 +174,14 @@ int schedtrace_read_cpus(struct schedtrace *st, struct st_cpu *out, __u64 *mig_i
  * threads or negative errno. */
 int schedtrace_read_threads(struct schedtrace *st,
 			    void (*cb)(__u32 tid, const struct st_thread *t, void *arg), void *arg);
+/* the tag of the slot that tid maps to: 0 free, else the tid holding it
+ * (ST_SLOT_DYING set while it is being freed); -EOPNOTSUPP without slots
+ * (tests, diagnostics) */
+int schedtrace_slot_holder(struct schedtrace *st, __u32 tid, __u64 *holder);
 /* forget one thread (it exited and has been reported) */
 void schedtrace_forget_thread(struct schedtrace *st, __u32 tid);
-/* where target threads' records live: "task storage" or "per-CPU LRU hash" */
+/* where target threads' records live: "slots + task storage", "task storage"
+ * or "per-CPU LRU hash" */
 const char *schedtrace_thread_store(const struct schedtrace *st);
 /* Affinity changes seen at switch-out: the ring of struct ev_rec (evtrace.h,
  * flags EV_F_AT_SWITCH) that the kernel side fills while the watch is on;

@@ -24,6 +24,7 @@
 
 #include <cmocka.h>
 
+#include "bpf/bpfutil.h"
 #include "bpf/evtrace.h"
 #include "bpf/schedtrace.h"
 
@@ -80,11 +81,13 @@ static void on_thread(__u32 tid, const struct st_thread *t, void *arg)
 /* thread records in the per-CPU LRU hash even under tp_btf (what the loader
  * falls back to where task storage is refused) */
 static bool force_lru;
+/* task storage for every thread under tp_btf (no slot table) */
+static bool no_slots;
 
 static void sched_mode(bool raw, bool wakeups)
 {
 	struct schedtrace_opts o = { .filter = ST_FILTER_PIDS, .force_raw_tp = raw, .no_run_delay = wakeups,
-				     .force_lru_threads = force_lru };
+				     .force_lru_threads = force_lru, .no_thread_slots = no_slots };
 	char err[512] = "";
 	struct schedtrace *st = schedtrace_open(&o, err, sizeof(err));
 
@@ -92,7 +95,8 @@ static void sched_mode(bool raw, bool wakeups)
 		print_message("%s\n", err);
 	assert_non_null(st);
 	assert_string_equal(schedtrace_mode(st), raw ? "raw_tp" : "tp_btf");
-	assert_string_equal(schedtrace_thread_store(st), raw || force_lru ? "per-CPU LRU hash" : "task storage");
+	assert_string_equal(schedtrace_thread_store(st), raw || force_lru ? "per-CPU LRU hash"
+							 : no_slots ? "task storage" : "slots + task storage");
 	{
 		/* open visited every CPU: each has seen a switch, so each knows
 		 * what runs there (a lone spinner is not left uncounted) */
@@ -299,6 +303,9 @@ static void test_schedtrace_tp_btf(void **state)
 	force_lru = true;
 	sched_mode(false, false);
 	force_lru = false;
+	no_slots = true;
+	sched_mode(false, false);
+	no_slots = false;
 	sched_gen(false);
 	sched_contended(false, false);
 	sched_contended(false, true);
@@ -485,7 +492,7 @@ static void test_task_storage_and_switch_watch(void **state)
 		print_message("SKIP: no tp_btf here: task storage and the switch watch are tp_btf only\n");
 		skip();
 	}
-	assert_string_equal(schedtrace_thread_store(st), "task storage");
+	assert_string_equal(schedtrace_thread_store(st), "slots + task storage");
 	assert_true(schedtrace_affinity_ring_fd(st) >= 0);
 
 	/* every task is traced: this thread's record is found among them */
@@ -575,6 +582,94 @@ static void test_task_storage_and_switch_watch(void **state)
 	schedtrace_free(st);
 }
 
+/* a thread that runs 20 ms, then (told to) exits; its tid is published first */
+struct held {
+	__u32 tid;
+	volatile int go;
+};
+
+static void *held_thread(void *arg)
+{
+	struct held *h = arg;
+
+	__atomic_store_n(&h->tid, (__u32)gettid(), __ATOMIC_RELEASE);
+	spin_cpu_ns(20000000ULL);
+	usleep(1000); /* a switch-out with its record up to date */
+	while (!__atomic_load_n(&h->go, __ATOMIC_ACQUIRE))
+		usleep(1000);
+	return NULL;
+}
+
+/* the slot table under tp_btf, system-wide: a thread's record is in its
+ * slot while it lives and the slot is free again after its last
+ * switch-out, its final record kept; with one slot for the whole machine
+ * (every thread but one colliding) each thread's record is still whole,
+ * from task storage */
+static void slots_case(unsigned nslots)
+{
+	struct schedtrace_opts so = { .filter = ST_FILTER_NONE, .exited_keep_ms = 300, .thread_slots = nslots };
+	char err[512] = "";
+	struct schedtrace *st = schedtrace_open(&so, err, sizeof(err));
+	struct held h = { 0 };
+	pthread_t t;
+	__u64 tag = 0;
+
+	if (!st)
+		print_message("%s\n", err);
+	assert_non_null(st);
+	assert_string_equal(schedtrace_thread_store(st), "slots + task storage");
+	for (int i = 0; i < 20; i++)
+		usleep(1000);
+	struct found f = { .tid = (__u32)gettid() };
+	assert_true(schedtrace_read_threads(st, on_thread, &f) >= 2);
+	assert_true(f.seen);
+	assert_true(f.vol >= 15);
+
+	assert_int_equal(pthread_create(&t, NULL, held_thread, &h), 0);
+	while (!__atomic_load_n(&h.tid, __ATOMIC_ACQUIRE))
+		usleep(1000);
+	usleep(40000); /* its 20 ms of CPU and a switch-out */
+	struct found g = { .tid = h.tid };
+	schedtrace_read_threads(st, on_thread, &g);
+	assert_true(g.seen);
+	assert_true(g.oncpu_ns >= 15000000ULL);
+	assert_int_equal(schedtrace_slot_holder(st, h.tid, &tag), 0);
+	bool in_slot = tag == h.tid;
+	print_message("%u slot(s): thread %u's slot held by %llu (%s)\n", nslots ? nslots : 4096, h.tid, (unsigned long long)tag,
+		      in_slot ? "its own" : "another thread: its record is in task storage");
+	/* one slot: this thread and the held one cannot both be in it, so
+	 * the records checked here come from task storage for one of them */
+	__atomic_store_n(&h.go, 1, __ATOMIC_RELEASE);
+	pthread_join(t, NULL);
+	/* its final record, whichever store it was in */
+	g.seen = false;
+	g.oncpu_ns = 0;
+	schedtrace_read_threads(st, on_thread, &g);
+	assert_true(g.seen);
+	assert_true(g.oncpu_ns >= 15000000ULL);
+	if (in_slot) {
+		/* freed at its last switch-out (another thread mapping there
+		 * may have claimed it since: then not by the dead thread) */
+		assert_int_equal(schedtrace_slot_holder(st, h.tid, &tag), 0);
+		print_message("after its exit the slot is held by %llu\n", (unsigned long long)tag);
+		assert_true(tag != h.tid);
+	}
+	schedtrace_free(st);
+}
+
+static void test_thread_slots(void **state)
+{
+	(void)state;
+	if (!can_run())
+		skip();
+	if (!bpfutil_probe_tp_btf("sched_switch")) {
+		print_message("SKIP: no tp_btf here: the slot table is tp_btf only\n");
+		skip();
+	}
+	slots_case(0);
+	slots_case(1);
+}
+
 static void test_bad_btf(void **state)
 {
 	struct schedtrace_opts o = { .filter = ST_FILTER_NONE, .btf_path = "/nonexistent/btf" };
@@ -593,6 +688,7 @@ int main(void)
 		cmocka_unit_test(test_evtrace_tp_btf),
 		cmocka_unit_test(test_evtrace_raw_tp),
 		cmocka_unit_test(test_task_storage_and_switch_watch),
+		cmocka_unit_test(test_thread_slots),
 		cmocka_unit_test(test_bad_btf),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
