@@ -18,7 +18,14 @@
  *       run time of all its programs (wakeups too) per switch event.
  *       "wakeup": run-queue latency from the wakeup programs even where
  *       the kernel's sched_info would serve; "lru": thread records in the
- *       per-CPU LRU hash even under tp_btf (what task storage replaced).
+ *       per-CPU LRU hash even under tp_btf (what task storage replaced);
+ *       "noslots": in task storage alone (what the slot table replaced).
+ *   bench-collectors storm SECONDS [system|pid] [wakeup] [lru] [noslots]
+ *       the same programs loaded as bpfcost loads them (no statistics, no
+ *       user-space profile), and the ping-pong's figures as pingpong prints
+ *       them: the storm's cost of the kernel side alone, one variant against
+ *       another. "noslots": thread records in task storage alone (what the
+ *       slot table replaced).
  *   bench-collectors floor SECONDS
  *       the ping-pong with the smallest program there is (r0 = 0; exit)
  *       attached to sched_switch as a raw tracepoint, nothing else: what
@@ -144,7 +151,7 @@ int main(int argc, char **argv)
 	double secs = argc > 2 ? atof(argv[2]) : 3.0;
 
 	if (argc < 2 || secs <= 0) {
-		fprintf(stderr, "usage: bench-collectors pingpong|bpfcost|floor|evcost SECONDS [system|pid]\n");
+		fprintf(stderr, "usage: bench-collectors pingpong|bpfcost|storm|floor|evcost SECONDS [system|pid] [wakeup] [lru] [noslots]\n");
 		return 2;
 	}
 	if (!strcmp(argv[1], "pingpong")) {
@@ -157,14 +164,17 @@ int main(int argc, char **argv)
 		printf("cpu_ns_per_roundtrip %.0f\n", last_cpu_ns_per_rt);
 		return 0;
 	}
-	if (!strcmp(argv[1], "bpfcost")) {
+	if (!strcmp(argv[1], "bpfcost") || !strcmp(argv[1], "storm")) {
 		bool pidmode = argc > 3 && !strcmp(argv[3], "pid");
+		bool storm = !strcmp(argv[1], "storm");
 		struct schedtrace_opts o = { .filter = pidmode ? ST_FILTER_PIDS : ST_FILTER_NONE };
 		for (int i = 4; i < argc; i++) {
 			if (!strcmp(argv[i], "wakeup"))
 				o.no_run_delay = true;
 			else if (!strcmp(argv[i], "lru"))
 				o.force_lru_threads = true;
+			else if (!strcmp(argv[i], "noslots"))
+				o.no_thread_slots = true;
 		}
 		__u64 at0 = 0, ac0 = 0, at1 = 0, ac1 = 0;
 		char err[512];
@@ -179,6 +189,14 @@ int main(int argc, char **argv)
 		if (pidmode) {
 			int32_t one = 1; /* init: sleeps, so nearly every switch is untraced */
 			schedtrace_set_pids(st, &one, 1);
+		}
+		if (storm) {
+			double r = pingpong(secs);
+			printf("thread_store %s\n", schedtrace_thread_store(st));
+			printf("roundtrips_per_s %.0f\n", r);
+			printf("cpu_ns_per_roundtrip %.0f\n", last_cpu_ns_per_rt);
+			schedtrace_free(st);
+			return r < 0;
 		}
 		if (set_bpf_stats(1)) {
 			fprintf(stderr, "bench-collectors: kernel.bpf_stats_enabled: %s\n", strerror(errno));

@@ -17,6 +17,8 @@
 #      is refused), with `--pid P --affinity-syscalls` (a syscall hook
 #      instead) and with a system-wide profile, without and with events (the
 #      storm traced), 1 Hz, rounds interleaved, medians reported;
+#      plus bpf/schedtrace alone, system-wide, with thread records in slots
+#      (the default) and in task storage alone (before), side by side;
 #   3. CPU time used by `edgectl profile` at 1 Hz: start-up, then steady
 #      state over 10 s (its /proc/PID/schedstat run time).
 set -u
@@ -39,7 +41,7 @@ val() { sed -n "s/^$1 //p"; }
 
 echo "| sched_switch program | filter | run-queue waits from | switch program ns per event (run_time_ns/run_cnt) | all programs' ns per switch | switch events |"
 echo "|---|---|---|---|---|---|"
-for run in "pid sched_info" "pid wakeup" "system sched_info" "system wakeup" "system sched_info lru"; do
+for run in "pid sched_info" "pid wakeup" "system sched_info" "system sched_info noslots" "system wakeup" "system sched_info lru"; do
 	set -- $run
 	out=$("$BIN/bench-collectors" bpfcost "$S" "$@") || { echo "bench-collectors bpfcost failed"; exit 1; }
 	echo "| $(echo "$out" | val mode), threads in $(echo "$out" | val thread_store) | $1 | $(echo "$out" | val rq_source) | $(echo "$out" | val ns_per_switch) | $(echo "$out" | val all_ns_per_switch) | $(echo "$out" | val switch_events) |"
@@ -56,11 +58,13 @@ echo
 sh -c 'echo $$ > "$0"; exec sleep 600' "$TMP/sleeper.pid" &
 sleep 0.2
 SLEEPER=$(cat "$TMP/sleeper.pid")
-: > "$TMP/floor"; : > "$TMP/base"; : > "$TMP/pid"; : > "$TMP/sys"; : > "$TMP/noev"; : > "$TMP/sysnoev"; : > "$TMP/pidsc"
+: > "$TMP/kslots"; : > "$TMP/kts"; : > "$TMP/floor"; : > "$TMP/base"; : > "$TMP/pid"; : > "$TMP/sys"; : > "$TMP/noev"; : > "$TMP/sysnoev"; : > "$TMP/pidsc"
 pp() { "$BIN/bench-collectors" pingpong "$S" > "$TMP/pp"; echo "$(val roundtrips_per_s < "$TMP/pp") $(val cpu_ns_per_roundtrip < "$TMP/pp")" >> "$1"; }
 for _ in $(seq "$R"); do
 	pp "$TMP/base"
 	"$BIN/bench-collectors" floor "$S" > "$TMP/pp" && echo "$(val roundtrips_per_s < "$TMP/pp") $(val cpu_ns_per_roundtrip < "$TMP/pp")" >> "$TMP/floor"
+	"$BIN/bench-collectors" storm "$S" system > "$TMP/pp" && echo "$(val roundtrips_per_s < "$TMP/pp") $(val cpu_ns_per_roundtrip < "$TMP/pp")" >> "$TMP/kslots"
+	"$BIN/bench-collectors" storm "$S" system noslots > "$TMP/pp" && echo "$(val roundtrips_per_s < "$TMP/pp") $(val cpu_ns_per_roundtrip < "$TMP/pp")" >> "$TMP/kts"
 	"$BIN/edgectl" profile --no-events --pid "$SLEEPER" --interval 1s --json > /dev/null 2>&1 &
 	P=$!; sleep 1.5
 	pp "$TMP/noev"
@@ -87,18 +91,20 @@ bt=$(col 1 "$TMP/base"); bc=$(col 2 "$TMP/base")
 echo "| pipe ping-pong on CPU 0 ($R rounds x ${S} s, medians) | round trips/s | CPU ns per round trip | throughput lost (from CPU per round trip) |"
 echo "|---|---|---|---|"
 echo "| no profile | $bt | $bc | - |"
-for m in floor noev pid pidsc sysnoev sys; do
+for m in floor kts kslots noev pid pidsc sysnoev sys; do
 	t=$(col 1 "$TMP/$m"); c=$(col 2 "$TMP/$m")
 	label="edgectl profile --pid (storm untraced)"
 	[ "$m" = floor ] && label="floor: an empty program (r0 = 0; exit) on sched_switch, no profile"
+	[ "$m" = kts ] && label="bpf/schedtrace alone, system-wide, thread records in task storage (before the slots)"
+	[ "$m" = kslots ] && label="bpf/schedtrace alone, system-wide, thread records in slots (default)"
 	[ "$m" = noev ] && label="edgectl profile --pid --no-events (storm untraced, bpf-sched only)"
 	[ "$m" = pidsc ] && label="edgectl profile --pid --affinity-syscalls (storm untraced, sched_setaffinity by syscall hook where fexit is refused)"
 	[ "$m" = sysnoev ] && label="edgectl profile --no-events, system-wide (storm traced, bpf-sched only)"
 	[ "$m" = sys ] && label="edgectl profile, system-wide (storm traced)"
 	awk -v l="$label" -v t="$t" -v c="$c" -v bc="$bc" 'BEGIN { printf "| %s | %s | %s | %.1f %% |\n", l, t, c, 100*(c-bc)/c }'
 done
-echo "(round trips/s per run: base $(cut -d' ' -f1 "$TMP/base" | tr '\n' ' ')/ floor $(cut -d' ' -f1 "$TMP/floor" | tr '\n' ' ')/ no-events $(cut -d' ' -f1 "$TMP/noev" | tr '\n' ' ')/ pid $(cut -d' ' -f1 "$TMP/pid" | tr '\n' ' ')/ affinity-syscalls $(cut -d' ' -f1 "$TMP/pidsc" | tr '\n' ' ')/ system no-events $(cut -d' ' -f1 "$TMP/sysnoev" | tr '\n' ' ')/ system $(cut -d' ' -f1 "$TMP/sys" | tr '\n' ' '))"
-echo "(CPU ns per round trip per run: base $(cut -d' ' -f2 "$TMP/base" | tr '\n' ' ')/ floor $(cut -d' ' -f2 "$TMP/floor" | tr '\n' ' ')/ no-events $(cut -d' ' -f2 "$TMP/noev" | tr '\n' ' ')/ pid $(cut -d' ' -f2 "$TMP/pid" | tr '\n' ' ')/ affinity-syscalls $(cut -d' ' -f2 "$TMP/pidsc" | tr '\n' ' ')/ system no-events $(cut -d' ' -f2 "$TMP/sysnoev" | tr '\n' ' ')/ system $(cut -d' ' -f2 "$TMP/sys" | tr '\n' ' '))"
+echo "(round trips/s per run: base $(cut -d' ' -f1 "$TMP/base" | tr '\n' ' ')/ floor $(cut -d' ' -f1 "$TMP/floor" | tr '\n' ' ')/ kernel side, task storage $(cut -d' ' -f1 "$TMP/kts" | tr '\n' ' ')/ kernel side, slots $(cut -d' ' -f1 "$TMP/kslots" | tr '\n' ' ')/ no-events $(cut -d' ' -f1 "$TMP/noev" | tr '\n' ' ')/ pid $(cut -d' ' -f1 "$TMP/pid" | tr '\n' ' ')/ affinity-syscalls $(cut -d' ' -f1 "$TMP/pidsc" | tr '\n' ' ')/ system no-events $(cut -d' ' -f1 "$TMP/sysnoev" | tr '\n' ' ')/ system $(cut -d' ' -f1 "$TMP/sys" | tr '\n' ' '))"
+echo "(CPU ns per round trip per run: base $(cut -d' ' -f2 "$TMP/base" | tr '\n' ' ')/ floor $(cut -d' ' -f2 "$TMP/floor" | tr '\n' ' ')/ kernel side, task storage $(cut -d' ' -f2 "$TMP/kts" | tr '\n' ' ')/ kernel side, slots $(cut -d' ' -f2 "$TMP/kslots" | tr '\n' ' ')/ no-events $(cut -d' ' -f2 "$TMP/noev" | tr '\n' ' ')/ pid $(cut -d' ' -f2 "$TMP/pid" | tr '\n' ' ')/ affinity-syscalls $(cut -d' ' -f2 "$TMP/pidsc" | tr '\n' ' ')/ system no-events $(cut -d' ' -f2 "$TMP/sysnoev" | tr '\n' ' ')/ system $(cut -d' ' -f2 "$TMP/sys" | tr '\n' ' '))"
 echo
 
 echo "| edgectl profile at 1 Hz | start-up CPU ms | steady CPU ms per 10 s | steady % of one core |"
