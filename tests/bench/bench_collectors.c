@@ -26,6 +26,12 @@
  *       them: the storm's cost of the kernel side alone, one variant against
  *       another. "noslots": thread records in task storage alone (what the
  *       slot table replaced).
+ *   bench-collectors cycle SECONDS [ROUNDS]
+ *       the ping-pong with no program, the floor (below), and the kernel
+ *       side system-wide with thread records in slots and in task storage
+ *       alone, in short rounds taken in turn (ROUNDS, default 10, the order
+ *       rotated each round); prints each case's median CPU per round trip
+ *       and the median of its loss against its own round's no-program run.
  *   bench-collectors floor SECONDS
  *       the ping-pong with the smallest program there is (r0 = 0; exit)
  *       attached to sched_switch as a raw tracepoint, nothing else: what
@@ -146,12 +152,116 @@ static int set_bpf_stats(int on)
 	return ret;
 }
 
+/* the floor: the smallest program there is (r0 = 0; exit) on sched_switch
+ * as a raw tracepoint; *pfd and *lfd to close; 0 or -1 (errno) */
+static int floor_attach(int *pfd, int *lfd)
+{
+	const struct bpf_insn insns[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+
+	*lfd = -1;
+	*pfd = bpf_prog_load(BPF_PROG_TYPE_RAW_TRACEPOINT, "floor", "GPL", insns, 2, NULL);
+	if (*pfd < 0)
+		return -1;
+	*lfd = bpf_raw_tracepoint_open("sched_switch", *pfd);
+	if (*lfd < 0) {
+		int e = errno;
+		close(*pfd);
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* bench-collectors cycle SECONDS ROUNDS: the ping-pong with nothing, the
+ * floor, and bpf/schedtrace system-wide with thread records in slots and in
+ * task storage alone, in turn, ROUNDS times (the order rotated each round,
+ * so that no case always follows another); each case's loss is taken
+ * against the no-program run of its own round, then the median over rounds:
+ * short paired rounds, so that the machine's drift (this guest's round trip
+ * moves by +-3 % over a minute) cancels */
+enum { CY_BASE, CY_FLOOR, CY_SLOTS, CY_TS, CY_N };
+static const char *const cy_name[CY_N] = {
+	[CY_BASE] = "none", [CY_FLOOR] = "floor", [CY_SLOTS] = "slots", [CY_TS] = "task_storage",
+};
+
+static int cycle(double secs, int rounds)
+{
+	double *ns = calloc((size_t)(rounds * CY_N), sizeof(*ns));
+	double *tmp = calloc((size_t)rounds, sizeof(*tmp));
+	char err[512];
+	int ret = 1;
+
+	if (!ns || !tmp)
+		goto out;
+	for (int r = 0; r < rounds; r++) {
+		for (int k = 0; k < CY_N; k++) {
+			int c = (k + r) % CY_N, pfd = -1, lfd = -1;
+			struct schedtrace *st = NULL;
+			if (c == CY_FLOOR && floor_attach(&pfd, &lfd)) {
+				fprintf(stderr, "bench-collectors: floor: %s\n", strerror(errno));
+				goto out;
+			}
+			if (c == CY_SLOTS || c == CY_TS) {
+				struct schedtrace_opts o = { .filter = ST_FILTER_NONE, .no_thread_slots = c == CY_TS };
+				st = schedtrace_open(&o, err, sizeof(err));
+				if (!st) {
+					fprintf(stderr, "bench-collectors: %s\n", err);
+					goto out;
+				}
+			}
+			double rt = pingpong(secs);
+			schedtrace_free(st);
+			if (lfd >= 0)
+				close(lfd);
+			if (pfd >= 0)
+				close(pfd);
+			if (rt < 0) {
+				fprintf(stderr, "bench-collectors: pingpong: %s\n", strerror(errno));
+				goto out;
+			}
+			ns[r * CY_N + c] = last_cpu_ns_per_rt;
+		}
+	}
+	for (int c = 0; c < CY_N; c++) {
+		for (int r = 0; r < rounds; r++)
+			tmp[r] = ns[r * CY_N + c];
+		printf("%s_cpu_ns_per_roundtrip %.0f\n", cy_name[c], median(tmp, rounds));
+		if (c == CY_BASE)
+			continue;
+		for (int r = 0; r < rounds; r++)
+			tmp[r] = 100.0 * (ns[r * CY_N + c] - ns[r * CY_N]) / ns[r * CY_N + c];
+		printf("%s_loss_pct %.1f\n", cy_name[c], median(tmp, rounds));
+	}
+	printf("rounds %d\n", rounds);
+	ret = 0;
+out:
+	free(ns);
+	free(tmp);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	double secs = argc > 2 ? atof(argv[2]) : 3.0;
 
 	if (argc < 2 || secs <= 0) {
-		fprintf(stderr, "usage: bench-collectors pingpong|bpfcost|storm|floor|evcost SECONDS [system|pid] [wakeup] [lru] [noslots]\n");
+		fprintf(stderr, "usage: bench-collectors pingpong|bpfcost|storm|cycle|floor|evcost SECONDS [system|pid] [wakeup] [lru] [noslots]\n");
 		return 2;
 	}
 	if (!strcmp(argv[1], "pingpong")) {
@@ -226,14 +336,11 @@ out:
 		schedtrace_free(st);
 		return ret;
 	}
+	if (!strcmp(argv[1], "cycle"))
+		return cycle(secs, argc > 3 ? atoi(argv[3]) > 0 ? atoi(argv[3]) : 1 : 10);
 	if (!strcmp(argv[1], "floor")) {
-		const struct bpf_insn insns[] = {
-			{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
-			{ .code = BPF_JMP | BPF_EXIT },
-		};
-		int pfd = bpf_prog_load(BPF_PROG_TYPE_RAW_TRACEPOINT, "floor", "GPL", insns, 2, NULL);
-		int lfd = pfd < 0 ? -1 : bpf_raw_tracepoint_open("sched_switch", pfd);
-		if (lfd < 0) {
+		int pfd, lfd;
+		if (floor_attach(&pfd, &lfd)) {
 			fprintf(stderr, "bench-collectors: floor: an empty raw_tp program on sched_switch: %s\n",
 				strerror(errno));
 			return 1;

@@ -18,7 +18,9 @@
 #      instead) and with a system-wide profile, without and with events (the
 #      storm traced), 1 Hz, rounds interleaved, medians reported;
 #      plus bpf/schedtrace alone, system-wide, with thread records in slots
-#      (the default) and in task storage alone (before), side by side;
+#      (the default) and in task storage alone (before), side by side; and
+#      the same kernel-side cases in short paired rounds (bench-collectors
+#      cycle: each loss against its own round's no-program run);
 #   3. CPU time used by `edgectl profile` at 1 Hz: start-up, then steady
 #      state over 10 s (its /proc/PID/schedstat run time).
 set -u
@@ -53,6 +55,18 @@ case $mode in
 *) what="affinity programs, sched_setaffinity only" ;;
 esac
 echo "| evtrace ($mode) | $what | $(echo "$out" | val ns_per_syscall_prog) | $(echo "$out" | val syscall_prog_runs) |"
+echo
+
+# the kernel side alone in short paired rounds: each loss against its own
+# round's no-program run, median over rounds (the drift of this guest cancels)
+CY=12; [ "$QUICK" = 1 ] && CY=4
+out=$("$BIN/bench-collectors" cycle 1 "$CY") || { echo "bench-collectors cycle failed"; exit 1; }
+echo "| ping-pong on CPU 0, $CY paired rounds of 1 s per case (order rotated) | CPU ns per round trip (median) | loss against the same round's no-program run (median) |"
+echo "|---|---|---|"
+echo "| no program | $(echo "$out" | val none_cpu_ns_per_roundtrip) | - |"
+echo "| floor: an empty raw_tp program on sched_switch | $(echo "$out" | val floor_cpu_ns_per_roundtrip) | $(echo "$out" | val floor_loss_pct) % |"
+echo "| bpf/schedtrace, system-wide, thread records in slots (default) | $(echo "$out" | val slots_cpu_ns_per_roundtrip) | $(echo "$out" | val slots_loss_pct) % |"
+echo "| bpf/schedtrace, system-wide, thread records in task storage alone | $(echo "$out" | val task_storage_cpu_ns_per_roundtrip) | $(echo "$out" | val task_storage_loss_pct) % |"
 echo
 
 sh -c 'echo $$ > "$0"; exec sleep 600' "$TMP/sleeper.pid" &
