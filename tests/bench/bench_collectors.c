@@ -27,9 +27,9 @@
  *       another. "noslots": thread records in task storage alone (what the
  *       slot table replaced).
  *   bench-collectors cycle SECONDS [ROUNDS]
- *       the ping-pong with no program, the floor (below), and the kernel
- *       side system-wide with thread records in slots and in task storage
- *       alone, in short rounds taken in turn (ROUNDS, default 10, the order
+ *       the ping-pong with no program, the floor (below), the kernel side
+ *       filtered to a sleeping pid (the storm untraced), and system-wide
+ *       with thread records in slots and in task storage alone, in short rounds taken in turn (ROUNDS, default 10, the order
  *       rotated each round); prints each case's median CPU per round trip
  *       and the median of its loss against its own round's no-program run.
  *   bench-collectors floor SECONDS
@@ -189,15 +189,15 @@ static double median(double *v, int n)
 }
 
 /* bench-collectors cycle SECONDS ROUNDS: the ping-pong with nothing, the
- * floor, and bpf/schedtrace system-wide with thread records in slots and in
- * task storage alone, in turn, ROUNDS times (the order rotated each round,
+ * floor, bpf/schedtrace filtered to init's pid (the storm untraced) and
+ * system-wide with thread records in slots and in task storage alone, in turn, ROUNDS times (the order rotated each round,
  * so that no case always follows another); each case's loss is taken
  * against the no-program run of its own round, then the median over rounds:
  * short paired rounds, so that the machine's drift (this guest's round trip
  * moves by +-3 % over a minute) cancels */
-enum { CY_BASE, CY_FLOOR, CY_SLOTS, CY_TS, CY_N };
+enum { CY_BASE, CY_FLOOR, CY_PID, CY_SLOTS, CY_TS, CY_N };
 static const char *const cy_name[CY_N] = {
-	[CY_BASE] = "none", [CY_FLOOR] = "floor", [CY_SLOTS] = "slots", [CY_TS] = "task_storage",
+	[CY_BASE] = "none", [CY_FLOOR] = "floor", [CY_PID] = "pid", [CY_SLOTS] = "slots", [CY_TS] = "task_storage",
 };
 
 static int cycle(double secs, int rounds)
@@ -217,8 +217,11 @@ static int cycle(double secs, int rounds)
 				fprintf(stderr, "bench-collectors: floor: %s\n", strerror(errno));
 				goto out;
 			}
-			if (c == CY_SLOTS || c == CY_TS) {
-				struct schedtrace_opts o = { .filter = ST_FILTER_NONE, .no_thread_slots = c == CY_TS };
+			if (c == CY_PID || c == CY_SLOTS || c == CY_TS) {
+				int32_t one = 1; /* init: sleeps, so nearly every switch is untraced */
+				struct schedtrace_opts o = { .filter = c == CY_PID ? ST_FILTER_PIDS : ST_FILTER_NONE,
+							     .pids = &one, .npids = c == CY_PID,
+							     .no_thread_slots = c == CY_TS };
 				st = schedtrace_open(&o, err, sizeof(err));
 				if (!st) {
 					fprintf(stderr, "bench-collectors: %s\n", err);

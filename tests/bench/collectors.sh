@@ -65,6 +65,7 @@ echo "| ping-pong on CPU 0, $CY paired rounds of 1 s per case (order rotated) | 
 echo "|---|---|---|"
 echo "| no program | $(echo "$out" | val none_cpu_ns_per_roundtrip) | - |"
 echo "| floor: an empty raw_tp program on sched_switch | $(echo "$out" | val floor_cpu_ns_per_roundtrip) | $(echo "$out" | val floor_loss_pct) % |"
+echo "| bpf/schedtrace, pid filter (a sleeping process: the storm untraced) | $(echo "$out" | val pid_cpu_ns_per_roundtrip) | $(echo "$out" | val pid_loss_pct) % |"
 echo "| bpf/schedtrace, system-wide, thread records in slots (default) | $(echo "$out" | val slots_cpu_ns_per_roundtrip) | $(echo "$out" | val slots_loss_pct) % |"
 echo "| bpf/schedtrace, system-wide, thread records in task storage alone | $(echo "$out" | val task_storage_cpu_ns_per_roundtrip) | $(echo "$out" | val task_storage_loss_pct) % |"
 echo
