@@ -15,7 +15,9 @@
 # TRACE=DIR: also record sched_switch/sched_wakeup/sched_migrate_task in a private ftrace
 # instance (clock mono) with a marker before and after each request, one file per case:
 # DIR/trace.<case> and DIR/trace.<case>.tids (the core's threads); read them with
-# tests/bench/controller_sched.py. Needs root, the cpu controller (v1) and tracefs for TRACE.
+# tests/bench/controller_sched.py. LAT=DIR: each case's request times (s, one a line) into
+# DIR/lat.<k>.<case> (k: the case's place in the list, from 1).
+# Needs root, the cpu controller (v1) and tracefs for TRACE.
 set -u
 : "${BUILD:?}"
 BIN=$BUILD/bin
@@ -66,6 +68,7 @@ measure() { # TAG N
 		echo 0 > "$TR/tracing_on"; cp "$TR/trace" "$TRACE/trace.$1"
 		for t in $(ls /proc/$SRV/task); do echo "$t $(cat /proc/$SRV/task/$t/comm)"; done > "$TRACE/trace.$1.tids"
 	fi
+	[ -n "${LAT:-}" ] && [ "$1" != warm ] && mkdir -p "$LAT" && cp "$T/lat" "$LAT/lat.$K.$1"
 	sort -n "$T/lat" | awk -v c="$1" '{ v[NR] = $1 * 1000 } END {
 		printf "| %s | %.1f | %.1f | %.1f | %.1f, %.1f, %.1f |\n", c, v[int(NR*.5+.999)], v[int(NR*.9+.999)],
 		v[int(NR*.99+.999)], v[NR-2], v[NR-1], v[NR] }'
@@ -73,7 +76,9 @@ measure() { # TAG N
 measure warm 10 > /dev/null
 echo "| case (idle:quota:period) | p50 ms | p90 ms | p99 ms | 3rd, 2nd slowest, max |"
 echo "|---|---|---|---|---|"
+K=0
 for c in "$@"; do
+	K=$((K + 1))
 	if [ "$c" = none ]; then
 		for p in "${HOGS[@]}"; do kill -9 "$p"; done; HOGS=(); sleep 0.3
 	else
