@@ -327,19 +327,26 @@ int cadmin_parse_hist(const char *text, const char *name, double *bounds, uint64
 
 double cadmin_hist_quantile(const double *bounds, const uint64_t *cum, int n, double q)
 {
-	uint64_t total, rank;
+	double rank, lo, below;
+	uint64_t total;
 
 	if (n < 1 || !cum[n - 1])
 		return NAN;
 	total = cum[n - 1];
-	rank = (uint64_t)ceil(q * (double)total);
-	if (rank < 1)
-		rank = 1;
-	for (int i = 0; i < n; i++)
-		if (cum[i] >= rank) {
-			if (isinf(bounds[i]))
-				return i > 0 ? bounds[i - 1] : NAN;
+	/* linear within the bucket, as Prometheus' histogram_quantile(): a p99
+	 * read as the bucket's upper bound moved in whole buckets (5 -> 7.5 ->
+	 * 10 ms), and a policy band narrower than a bucket saw no change */
+	rank = q * (double)total;
+	for (int i = 0; i < n; i++) {
+		if ((double)cum[i] < rank || !cum[i])
+			continue;
+		if (isinf(bounds[i]))
+			return i > 0 ? bounds[i - 1] : NAN;
+		lo = i > 0 ? bounds[i - 1] : 0;
+		below = i > 0 ? (double)cum[i - 1] : 0;
+		if ((double)cum[i] <= below)
 			return bounds[i];
-		}
+		return lo + (bounds[i] - lo) * (rank - below) / ((double)cum[i] - below);
+	}
 	return NAN;
 }

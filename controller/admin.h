@@ -48,8 +48,9 @@ int cadmin_http_status(const char *url, long timeout_ms, char *err, size_t errle
  * the number of buckets (at most max), 0 when absent.
  */
 int cadmin_parse_hist(const char *text, const char *name, double *bounds, uint64_t *cum, int max);
-/* Quantile q (0..1) of a window given as cumulative counts: the upper bound of
- * the bucket holding it (the last finite bound when it falls in +Inf); NAN when empty. */
+/* Quantile q (0..1) of a window given as cumulative counts: linear between the
+ * bounds of the bucket holding rank q * count (the first bucket from 0; the last
+ * finite bound when it falls in +Inf), as Prometheus' histogram_quantile(); NAN when empty. */
 double cadmin_hist_quantile(const double *bounds, const uint64_t *cum, int n, double q);
 
 #endif

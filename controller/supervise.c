@@ -4,8 +4,10 @@
  * DESIGN
  * One thread runs the loop; libmicrohttpd's threads only read what the loop
  * publishes. The loop waits in sigtimedwait() for SIGCHLD, SIGTERM or SIGINT
- * (blocked in every thread) with a timeout of at most 100 ms, so a core that
- * dies is restarted at once and a tick starts on time. A tick:
+ * (blocked in every thread) until the next tick (sup_loop_wait), so a core
+ * that dies is restarted at once, a tick starts on time, and between ticks
+ * the supervisor does not wake (a wake-up takes a CPU from a core worker).
+ * A tick:
  *   1. samples the core's cgroup (its pid in a dry run) through the
  *      collectors (collect.h: BPF where it loads, else procfs; the
  *      controller's own procfs sampler, sample.h, if they cannot open),
@@ -793,6 +795,15 @@ static char *metrics_text(void *ud)
 	return buf;
 }
 
+double sup_loop_wait(double now, double next_tick, int core_running, double last_restart)
+{
+	double wait = next_tick - now;
+
+	if (!core_running && last_restart + SUP_RETRY_S - now < wait)
+		wait = last_restart + SUP_RETRY_S - now;
+	return wait > 0 ? wait : 0;
+}
+
 /* ---- setup and the loop --------------------------------------------------------------- */
 
 static int mkparent(const char *path)
@@ -956,14 +967,10 @@ int sup_run(const struct sup_opts *o, char *err, size_t errlen)
 
 	next_tick = mono();
 	while (!stop) {
-		double now = mono(), wait = next_tick - now;
+		double wait = sup_loop_wait(mono(), next_tick, u->core > 0, u->last_restart);
 		struct timespec ts;
 		siginfo_t si;
 
-		if (wait > 0.1)
-			wait = 0.1;
-		if (wait < 0)
-			wait = 0;
 		ts.tv_sec = (time_t)wait;
 		ts.tv_nsec = (long)((wait - (double)ts.tv_sec) * 1e9);
 		sig = sigtimedwait(&set, &si, &ts);
@@ -991,7 +998,7 @@ int sup_run(const struct sup_opts *o, char *err, size_t errlen)
 					usleep(1000000);
 				core_restart(u, why);
 			}
-		} else if (mono() - u->last_restart > 2) {
+		} else if (mono() - u->last_restart >= SUP_RETRY_S) {
 			core_restart(u, "core not running");
 		}
 		if (mono() >= next_tick) {

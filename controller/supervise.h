@@ -27,4 +27,16 @@ struct sup_opts {
  */
 int sup_run(const struct sup_opts *o, char *err, size_t errlen);
 
+/* Restart a core that is not running (one that could not start) this long after the last try. */
+#define SUP_RETRY_S 2.0
+
+/*
+ * How long the loop sleeps in sigtimedwait() (s, >= 0): until the next tick,
+ * or sooner, until the next restart try (last_restart + SUP_RETRY_S) of a
+ * core that is not running. SIGCHLD, SIGTERM and SIGINT end the wait early,
+ * so nothing else needs a wake-up: the loop does not poll (each wake-up
+ * preempted a core worker on a busy CPU; 10 a second until 2026-12-04).
+ */
+double sup_loop_wait(double now, double next_tick, int core_running, double last_restart);
+
 #endif

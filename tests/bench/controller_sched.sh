@@ -12,10 +12,15 @@
 # hog cases, killed at a `none` case. Requests as in controller.sh: one every 100 ms,
 # max_tokens 1, a ~110-token prompt; prints p50/p90/p99 (p99 = the 4th slowest of 300, as
 # controller.sh computes it) and the three slowest.
+# FIFO=1: the two workers SCHED_FIFO priority 1 (the cgroups given cpu.rt_runtime_us 200000
+# of the root's 1 s period where the kernel has RT group scheduling), to take them out of the
+# fair class the hog competes in (2026-12-04 diagnosis; nothing in the product does this).
 # TRACE=DIR: also record sched_switch/sched_wakeup/sched_migrate_task in a private ftrace
 # instance (clock mono) with a marker before and after each request, one file per case:
 # DIR/trace.<case> and DIR/trace.<case>.tids (the core's threads); read them with
-# tests/bench/controller_sched.py. Needs root, the cpu controller (v1) and tracefs for TRACE.
+# tests/bench/controller_sched.py. LAT=DIR: each case's request times (s, one a line) into
+# DIR/lat.<k>.<case> (k: the case's place in the list, from 1).
+# Needs root, the cpu controller (v1) and tracefs for TRACE.
 set -u
 : "${BUILD:?}"
 BIN=$BUILD/bin
@@ -31,7 +36,9 @@ PORT=$((30000 + $$ % 20000)); HOGS=(); SRV=
 cleanup() {
 	for p in "${HOGS[@]}"; do kill -9 "$p" 2>/dev/null; done
 	[ -n "$SRV" ] && kill "$SRV" 2>/dev/null && wait "$SRV" 2>/dev/null
-	sleep 0.3; rmdir $HOG $CG/core $CG 2>/dev/null
+	sleep 0.3
+	[ -f $CG/core/cpu.rt_runtime_us ] && { echo 0 > $CG/core/cpu.rt_runtime_us; echo 0 > $CG/cpu.rt_runtime_us; } 2>/dev/null
+	rmdir $HOG $CG/core $CG 2>/dev/null
 	[ -d "$TR" ] && { echo 0 > "$TR/tracing_on"; rmdir "$TR"; }
 	rm -rf "$T"
 }
@@ -46,6 +53,10 @@ for _ in $(seq 200); do curl -s -m 0.3 http://127.0.0.1:$PORT/health | grep -q '
 # the pool's workers: the first two threads named dify-edge after the main thread
 w=($(for t in $(ls /proc/$SRV/task | sort -n); do [ "$(cat /proc/$SRV/task/$t/comm)" = dify-edge ] && [ "$t" != "$SRV" ] && echo "$t"; done))
 if [ "${PIN:-1}" = 1 ] && [ "$(nproc)" -ge 2 ]; then taskset -pc 1 "${w[0]}" > /dev/null; taskset -pc 0 "${w[1]}" > /dev/null; fi
+if [ "${FIFO:-0}" = 1 ]; then
+	[ -f $CG/cpu.rt_runtime_us ] && { echo 200000 > $CG/cpu.rt_runtime_us; echo 200000 > $CG/core/cpu.rt_runtime_us; }
+	chrt -f -p 1 "${w[0]}" && chrt -f -p 1 "${w[1]}" || exit 1
+fi
 if [ -n "${TRACE:-}" ]; then
 	mkdir -p "$TRACE" "$TR" || exit 1
 	echo mono > "$TR/trace_clock"; echo 65536 > "$TR/buffer_size_kb"
@@ -66,6 +77,7 @@ measure() { # TAG N
 		echo 0 > "$TR/tracing_on"; cp "$TR/trace" "$TRACE/trace.$1"
 		for t in $(ls /proc/$SRV/task); do echo "$t $(cat /proc/$SRV/task/$t/comm)"; done > "$TRACE/trace.$1.tids"
 	fi
+	[ -n "${LAT:-}" ] && [ "$1" != warm ] && mkdir -p "$LAT" && cp "$T/lat" "$LAT/lat.$K.$1"
 	sort -n "$T/lat" | awk -v c="$1" '{ v[NR] = $1 * 1000 } END {
 		printf "| %s | %.1f | %.1f | %.1f | %.1f, %.1f, %.1f |\n", c, v[int(NR*.5+.999)], v[int(NR*.9+.999)],
 		v[int(NR*.99+.999)], v[NR-2], v[NR-1], v[NR] }'
@@ -73,7 +85,9 @@ measure() { # TAG N
 measure warm 10 > /dev/null
 echo "| case (idle:quota:period) | p50 ms | p90 ms | p99 ms | 3rd, 2nd slowest, max |"
 echo "|---|---|---|---|---|"
+K=0
 for c in "$@"; do
+	K=$((K + 1))
 	if [ "$c" = none ]; then
 		for p in "${HOGS[@]}"; do kill -9 "$p"; done; HOGS=(); sleep 0.3
 	else

@@ -104,9 +104,9 @@ static void test_ttft_histogram(void **state)
 	assert_int_equal(n, 5);
 	assert_true(b[0] == 0.01 && b[3] == 0.1 && isinf(b[4]));
 	assert_int_equal(cum[2], 98);
-	/* p99 of 100: rank 99 falls in the 0.1 bucket; p50: rank 50 in 0.025 */
-	assert_true(cadmin_hist_quantile(b, cum, n, 0.99) == 0.1);
-	assert_true(cadmin_hist_quantile(b, cum, n, 0.50) == 0.025);
+	/* p99 of 100: rank 99 is half-way into the 0.05..0.1 bucket; p50: rank 50 tops 0.025 */
+	assert_true(fabs(cadmin_hist_quantile(b, cum, n, 0.99) - 0.075) < 1e-12);
+	assert_true(fabs(cadmin_hist_quantile(b, cum, n, 0.50) - 0.025) < 1e-12);
 	/* a window: the last 10 requests, all slow (+Inf bucket -> last finite bound) */
 	memcpy(prev, cum, sizeof(prev));
 	for (int i = 0; i < n; i++)
@@ -118,10 +118,45 @@ static void test_ttft_histogram(void **state)
 	assert_int_equal(cadmin_parse_hist("nothing here\n", "dify_edge_time_to_first_token_seconds", b, cum, 8), 0);
 }
 
+/* cadmin_hist_quantile: linear inside the bucket holding rank q * count */
+static void test_hist_quantile(void **state)
+{
+	static const double inf = INFINITY;
+	static const struct {
+		const char *name;
+		double bounds[6];
+		uint64_t cum[6];
+		int n;
+		double q, want; /* want NAN: no quantile */
+	} rows[] = {
+		{ "p99 of 100, rank 99 mid-bucket", { 0.005, 0.0075, 0.01, inf }, { 90, 98, 100, 100 }, 4, 0.99, 0.00875 },
+		{ "p99 of 95, rank 94.05 near the top", { 0.005, 0.006, 0.007, 0.008, inf }, { 80, 90, 94, 95, 95 }, 5, 0.99, 0.00705 },
+		{ "p50 in the first bucket, from 0", { 0.002, 0.004, inf }, { 100, 100, 100 }, 3, 0.5, 0.001 },
+		{ "rank exactly at a bound", { 0.001, 0.002, inf }, { 50, 100, 100 }, 3, 0.5, 0.001 },
+		{ "empty buckets below are skipped", { 0.001, 0.002, 0.003, inf }, { 0, 0, 10, 10 }, 4, 0.99, 0.00299 },
+		{ "rank in +Inf: the last finite bound", { 0.005, 0.01, inf }, { 1, 2, 10 }, 3, 0.99, 0.01 },
+		{ "only +Inf", { inf }, { 3 }, 1, 0.99, NAN },
+		{ "empty window", { 0.005, inf }, { 0, 0 }, 2, 0.99, NAN },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		double got = cadmin_hist_quantile(rows[i].bounds, rows[i].cum, rows[i].n, rows[i].q);
+
+		if (isnan(rows[i].want)) {
+			if (!isnan(got))
+				fail_msg("%s: got %g, want NAN", rows[i].name, got);
+		} else if (isnan(got) || fabs(got - rows[i].want) > 1e-9) {
+			fail_msg("%s: got %g, want %g", rows[i].name, got, rows[i].want);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stats_server_shape),
+		cmocka_unit_test(test_hist_quantile),
 		cmocka_unit_test(test_stats_other_bodies),
 		cmocka_unit_test(test_ttft_histogram),
 	};

@@ -36,7 +36,8 @@ static void test_render(void **state)
 	assert_non_null(strstr(s, "dify_edge_prompt_tokens_total 10\n"));
 	assert_non_null(strstr(s, "dify_edge_generated_tokens_total 5\n"));
 	assert_non_null(strstr(s, "dify_edge_time_to_first_token_seconds_bucket{le=\"0.001\"} 0\n"));
-	assert_non_null(strstr(s, "dify_edge_time_to_first_token_seconds_bucket{le=\"0.0075\"} 0\n"));
+	assert_non_null(strstr(s, "dify_edge_time_to_first_token_seconds_bucket{le=\"0.007\"} 0\n"));
+	assert_null(strstr(s, "dify_edge_time_to_first_token_seconds_bucket{le=\"0.0075\"}"));
 	assert_non_null(strstr(s, "dify_edge_time_to_first_token_seconds_bucket{le=\"0.01\"} 0\n"));
 	assert_non_null(strstr(s, "dify_edge_time_to_first_token_seconds_bucket{le=\"0.025\"} 1\n"));
 	assert_non_null(strstr(s, "dify_edge_time_to_first_token_seconds_bucket{le=\"0.5\"} 2\n"));
