@@ -466,7 +466,19 @@ static void *short_lived(void *arg)
 	return NULL;
 }
 
-/* tp_btf: thread records in task storage, system-wide (read through the
+/* system-wide: after 20 sleeps this thread's record is among the others */
+static void expect_own_record(struct schedtrace *st)
+{
+	struct found f = { .tid = (__u32)gettid() };
+
+	for (int i = 0; i < 20; i++)
+		usleep(1000);
+	assert_true(schedtrace_read_threads(st, on_thread, &f) >= 2);
+	assert_true(f.seen);
+	assert_true(f.vol >= 15);
+}
+
+/* tp_btf: thread records in slots + task storage, system-wide (read through the
  * iter/task program); a thread's final record outlives it for
  * exited_keep_ms; affinity changes seen at switch-out through schedtrace's
  * ring, drained by evtrace (no syscall hook) */
@@ -496,12 +508,7 @@ static void test_task_storage_and_switch_watch(void **state)
 	assert_true(schedtrace_affinity_ring_fd(st) >= 0);
 
 	/* every task is traced: this thread's record is found among them */
-	for (int i = 0; i < 20; i++)
-		usleep(1000);
-	struct found f = { .tid = (__u32)gettid() };
-	assert_true(schedtrace_read_threads(st, on_thread, &f) >= 2);
-	assert_true(f.seen);
-	assert_true(f.vol >= 15);
+	expect_own_record(st);
 
 	/* a thread that ran 20 ms and exited: its final record is still read */
 	assert_int_equal(pthread_create(&t, NULL, short_lived, &gone), 0);
@@ -618,12 +625,7 @@ static void slots_case(unsigned nslots)
 		print_message("%s\n", err);
 	assert_non_null(st);
 	assert_string_equal(schedtrace_thread_store(st), "slots + task storage");
-	for (int i = 0; i < 20; i++)
-		usleep(1000);
-	struct found f = { .tid = (__u32)gettid() };
-	assert_true(schedtrace_read_threads(st, on_thread, &f) >= 2);
-	assert_true(f.seen);
-	assert_true(f.vol >= 15);
+	expect_own_record(st);
 
 	assert_int_equal(pthread_create(&t, NULL, held_thread, &h), 0);
 	while (!__atomic_load_n(&h.tid, __ATOMIC_ACQUIRE))
