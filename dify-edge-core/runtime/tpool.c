@@ -29,6 +29,13 @@
  * controller thread calling tpool_resize() is not starved by a generation
  * loop that calls tpool_run() back to back.
  *
+ * Real-time workers (tpool_set_sched: SCHED_FIFO/RR, for a core that must not
+ * lose its CPU to a fair-class neighbour at a scheduler tick) spin only
+ * PAUSE_NS before sleeping, and never poll with sched_yield (which yields only
+ * to real-time peers): past that a spinning worker would hold the CPU from the
+ * ordinary thread that dispatches the next run. New workers take the class
+ * from the pool when they start.
+ *
  * Statistics and affinity only take `slots_lock` (a plain mutex protecting
  * the worker slots), never the run lock, so they answer during a run.
  * Per-worker busy/idle time is kept as totals plus "in state since" stamps,
@@ -62,6 +69,8 @@ struct worker {
 	bool live;              /* thread started and not yet joined */
 	bool has_set;           /* `set` is to be applied */
 	bool quit;              /* set by the exit run: leave the loop */
+	int sched_policy, sched_prio; /* to apply at start (copied from the pool by grow);
+	                         * a failure leaves it SCHED_OTHER, which tpool_stats shows */
 	uint32_t start_gen;     /* gen when the thread was created */
 	pthread_t th;
 	cpu_set_t set;
@@ -99,6 +108,10 @@ struct tpool {
 	/* --- worker slots --- */
 	pthread_mutex_t slots_lock;
 	_Atomic int n;          /* live workers */
+	int sched_policy;       /* workers' class (SCHED_OTHER by default) */
+	int sched_prio;
+	_Atomic uint64_t spin_ns;      /* idle spin before sleeping (cut short when real-time) */
+	_Atomic uint64_t bar_spin_ns;
 	bool has_def;           /* def_set applies to slots without their own */
 	cpu_set_t def_set;
 	struct worker *w[TPOOL_MAX_THREADS];
@@ -153,7 +166,7 @@ static void wait_change(_Atomic uint32_t *word, uint32_t old, _Atomic uint32_t *
 				t0 = t;
 			else if (t - t0 > spin_ns)
 				break;
-			if (t0 && t - t0 > PAUSE_NS)
+			if (t0 && t - t0 > PAUSE_NS && spin_ns > PAUSE_NS)
 				sched_yield();
 		}
 		cpu_relax();
@@ -181,13 +194,19 @@ static void *worker_main(void *argp)
 	uint32_t seen;
 
 	tls_pool = p;
+	if (w->sched_policy != SCHED_OTHER) {
+		/* a worker started by a resize while the pool is real-time;
+		 * grow() checks the result through w->sched_err */
+		struct sched_param sp = { .sched_priority = w->sched_prio };
+		(void)sched_setscheduler(0, w->sched_policy, &sp);
+	}
 	atomic_store(&w->tid, (pid_t)syscall(SYS_gettid));
 	atomic_store(&w->cpu, sched_getcpu());
 	/* Not a fresh read of gen: the run that follows our creation may
 	 * already have bumped it, and we must take part in that run. */
 	seen = w->start_gen;
 	for (;;) {
-		wait_change(&p->gen, seen, &p->sleepers, SPIN_NS);
+		wait_change(&p->gen, seen, &p->sleepers, atomic_load_explicit(&p->spin_ns, memory_order_relaxed));
 		seen = atomic_load_explicit(&p->gen, memory_order_acquire);
 
 		uint64_t t1 = now_ns();
@@ -319,6 +338,8 @@ static int grow(struct tpool *p, int want)
 			p->w[i] = w;
 		}
 		w->quit = false;
+		w->sched_policy = p->sched_policy;
+		w->sched_prio = p->sched_prio;
 		w->start_gen = atomic_load(&p->gen);
 		atomic_store(&w->tid, 0);
 		atomic_store(&w->cpu, -1);
@@ -392,6 +413,9 @@ struct tpool *tpool_new(int n, char *err, size_t errlen)
 		goto out;
 	}
 	memset(p, 0, sizeof(*p));
+	p->sched_policy = SCHED_OTHER;
+	atomic_store(&p->spin_ns, SPIN_NS);
+	atomic_store(&p->bar_spin_ns, BARRIER_SPIN_NS);
 	pthread_mutex_init(&p->tk_mu, NULL);
 	pthread_cond_init(&p->tk_cv, NULL);
 	pthread_mutex_init(&p->slots_lock, NULL);
@@ -471,7 +495,7 @@ void tpool_barrier(struct tpool *p, int ith)
 			futex_wake_all(&p->bar_gen);
 		return;
 	}
-	wait_change(&p->bar_gen, g, &p->bar_sleepers, BARRIER_SPIN_NS);
+	wait_change(&p->bar_gen, g, &p->bar_sleepers, atomic_load_explicit(&p->bar_spin_ns, memory_order_relaxed));
 }
 
 int64_t tpool_chunk_next(struct tpool *p)
@@ -573,8 +597,74 @@ int tpool_stats(const struct tpool *cp, struct tpool_worker_stats *out, int max)
 			.idle_ns = idle,
 			.runs = atomic_load(&w->runs),
 			.cpu = atomic_load(&w->cpu),
+			.policy = -1,
+			.prio = -1,
 		};
+		if (out[i].tid > 0) {
+			struct sched_param sp;
+			int pol = sched_getscheduler(out[i].tid);
+			if (pol >= 0 && sched_getparam(out[i].tid, &sp) == 0) {
+				out[i].policy = pol & ~SCHED_RESET_ON_FORK;
+				out[i].prio = sp.sched_priority;
+			}
+		}
 	}
 	pthread_mutex_unlock(&p->slots_lock);
 	return n;
+}
+
+static int valid_sched(int policy, int prio)
+{
+	if (policy == SCHED_OTHER)
+		return prio == 0;
+	if (policy == SCHED_FIFO || policy == SCHED_RR)
+		return prio >= sched_get_priority_min(policy) && prio <= sched_get_priority_max(policy);
+	return 0;
+}
+
+int tpool_set_sched(struct tpool *p, int policy, int prio)
+{
+	struct sched_param sp = { .sched_priority = prio };
+	int rc = 0, i, n;
+
+	if (!valid_sched(policy, prio))
+		return -EINVAL;
+	pthread_mutex_lock(&p->slots_lock);
+	n = atomic_load(&p->n);
+	for (i = 0; i < n; i++) {
+		pid_t tid = atomic_load(&p->w[i]->tid);
+		if (tid > 0 && sched_setscheduler(tid, policy, &sp) < 0) {
+			rc = -errno;
+			break;
+		}
+	}
+	if (rc) {
+		/* all or none: put back the workers already changed */
+		struct sched_param old = { .sched_priority = p->sched_prio };
+		for (int k = 0; k < i; k++) {
+			pid_t tid = atomic_load(&p->w[k]->tid);
+			if (tid > 0)
+				(void)sched_setscheduler(tid, p->sched_policy, &old);
+		}
+	} else {
+		bool rt = policy != SCHED_OTHER;
+		p->sched_policy = policy;
+		p->sched_prio = prio;
+		atomic_store(&p->spin_ns, rt ? PAUSE_NS : SPIN_NS);
+		atomic_store(&p->bar_spin_ns, rt ? PAUSE_NS : BARRIER_SPIN_NS);
+	}
+	pthread_mutex_unlock(&p->slots_lock);
+	return rc;
+}
+
+void tpool_get_sched(const struct tpool *cp, int *policy, int *prio)
+{
+	struct tpool *p = (struct tpool *)cp;
+
+	pthread_mutex_lock(&p->slots_lock);
+	if (policy)
+		*policy = p->sched_policy;
+	if (prio)
+		*prio = p->sched_prio;
+	pthread_mutex_unlock(&p->slots_lock);
 }

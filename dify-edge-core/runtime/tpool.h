@@ -53,12 +53,28 @@ int64_t tpool_chunk_next(struct tpool *p);
 int tpool_set_affinity(struct tpool *p, int worker, const cpu_set_t *set);
 int tpool_set_affinity_all(struct tpool *p, const cpu_set_t *set);
 
+/*
+ * Scheduling class of the workers: SCHED_OTHER (prio 0, the default), or
+ * SCHED_FIFO / SCHED_RR with prio 1..99. Applied at once to live workers (all
+ * or none: on a failure the ones already changed are put back) and kept for
+ * workers started later by a resize. Needs CAP_SYS_NICE or RLIMIT_RTPRIO, and
+ * on kernels with RT group scheduling a cpu.rt_runtime_us budget in the
+ * workers' cgroup (else -EPERM). While the workers are real-time their idle
+ * spin is cut short (PAUSE_NS, no sched_yield polling): a spinning real-time
+ * worker would keep ordinary threads -- the one that dispatches the next run,
+ * the HTTP threads -- off its CPU. -EINVAL for an unknown policy or a prio
+ * outside its range.
+ */
+int tpool_set_sched(struct tpool *p, int policy, int prio);
+void tpool_get_sched(const struct tpool *p, int *policy, int *prio);
+
 struct tpool_worker_stats {
 	pid_t tid;           /* kernel thread id */
 	uint64_t busy_ns;    /* time inside fn */
 	uint64_t idle_ns;    /* time spinning or asleep between runs */
 	uint64_t runs;
 	int cpu;             /* CPU it last ran on, -1 unknown */
+	int policy, prio;    /* as the kernel reports it (sched_getscheduler); -1 unknown */
 };
 /* Fill up to max entries; returns the number of workers. */
 int tpool_stats(const struct tpool *p, struct tpool_worker_stats *out, int max);

@@ -15,6 +15,10 @@
  *   PUT  /admin/affinity         {"cpus":"2-5"} every worker, or
  *                                {"worker":i,"cpus":"3"}, or
  *                                {"workers":[{"worker":i,"cpus":"..."},...]}
+ *   PUT  /admin/sched            {"policy":"fifo"|"rr"|"other","priority":N}:
+ *                                the workers' scheduling class (all or none;
+ *                                workers started later take it too); 409
+ *                                with the kernel's reason when it refuses
  *   POST /admin/heap/dump        {"path":"/tmp/x.heap"}: jemalloc prof.dump
  *   PUT  /admin/heap/profiling   {"active":true|false}: jemalloc prof.active
  * Heap profiling needs jemalloc started with MALLOC_CONF=prof:true (profiling
@@ -114,6 +118,18 @@ static int64_t rss_bytes(void)
 	return res < 0 ? -1 : res * sysconf(_SC_PAGESIZE);
 }
 
+static const char *policy_name(int pol)
+{
+	switch (pol) {
+	case SCHED_OTHER: return "other";
+	case SCHED_FIFO: return "fifo";
+	case SCHED_RR: return "rr";
+	case SCHED_BATCH: return "batch";
+	case SCHED_IDLE: return "idle";
+	default: return "unknown";
+	}
+}
+
 static json_t *pool_json(struct srv *s)
 {
 	struct tpool_worker_stats ws[TPOOL_MAX_THREADS];
@@ -129,9 +145,16 @@ static json_t *pool_json(struct srv *s)
 			cpus_string(&set, cpus, sizeof(cpus));
 			json_object_set_new(w, "cpus_allowed", json_string(cpus));
 		}
+		if (ws[i].policy >= 0) {
+			json_object_set_new(w, "sched", json_string(policy_name(ws[i].policy)));
+			json_object_set_new(w, "priority", json_integer(ws[i].prio));
+		}
 		json_array_append_new(arr, w);
 	}
-	return json_pack("{s:i,s:o}", "threads", tpool_size(s->pool), "workers", arr);
+	int pol, prio;
+	tpool_get_sched(s->pool, &pol, &prio);
+	return json_pack("{s:i,s:o,s:s,s:i}", "threads", tpool_size(s->pool), "workers", arr, "sched", policy_name(pol),
+			 "priority", prio);
 }
 
 static void reply_obj(struct http_req *r, int status, json_t *o)
@@ -310,6 +333,59 @@ static void a_affinity(void *ud, struct http_req *r)
 	json_decref(o);
 }
 
+static void a_sched(void *ud, struct http_req *r)
+{
+	struct srv *s = ud;
+	json_t *o, *pj, *qj;
+	int pol, prio = 0, old_pol, old_prio, rc;
+	const char *name;
+	if (!need_model(s, r) || !(o = body_obj(r)))
+		return;
+	pj = json_object_get(o, "policy");
+	qj = json_object_get(o, "priority");
+	name = json_is_string(pj) ? json_string_value(pj) : "";
+	if (!strcmp(name, "other"))
+		pol = SCHED_OTHER;
+	else if (!strcmp(name, "fifo"))
+		pol = SCHED_FIFO;
+	else if (!strcmp(name, "rr"))
+		pol = SCHED_RR;
+	else {
+		http_reply_errorf(r, 400, IRE, "invalid_value", "'policy' must be \"fifo\", \"rr\" or \"other\"");
+		goto out;
+	}
+	if (qj && !json_is_integer(qj)) {
+		http_reply_errorf(r, 400, IRE, "invalid_value", "'priority' must be an integer");
+		goto out;
+	}
+	if (qj)
+		prio = (int)json_integer_value(qj);
+	else if (pol != SCHED_OTHER)
+		prio = 1;
+	if (pol == SCHED_OTHER ? prio != 0 : prio < 1 || prio > 99) {
+		http_reply_errorf(r, 400, IRE, "invalid_value", "'priority' must be %s for policy %s",
+				  pol == SCHED_OTHER ? "0" : "from 1 to 99", name);
+		goto out;
+	}
+	pthread_mutex_lock(&s->admin_mu);
+	tpool_get_sched(s->pool, &old_pol, &old_prio);
+	rc = tpool_set_sched(s->pool, pol, prio);
+	pthread_mutex_unlock(&s->admin_mu);
+	if (rc) {
+		http_reply_errorf(r, 409, "server_error", "sched_refused",
+				  "cannot make the workers SCHED_%s priority %d: %s%s", pol == SCHED_FIFO ? "FIFO" : pol == SCHED_RR ? "RR" : "OTHER",
+				  prio, strerror(-rc),
+				  rc == -EPERM ? " (needs CAP_SYS_NICE or RLIMIT_RTPRIO, and a cpu.rt_runtime_us budget in the cgroup where the kernel has RT group scheduling)" : "");
+		goto out;
+	}
+	srv_log(s, "admin: workers %s %d -> %s %d", policy_name(old_pol), old_prio, name, prio);
+	json_t *res = pool_json(s);
+	json_object_set_new(res, "previous", json_pack("{s:s,s:i}", "sched", policy_name(old_pol), "priority", old_prio));
+	reply_obj(r, 200, res);
+out:
+	json_decref(o);
+}
+
 static void a_heap_dump(void *ud, struct http_req *r)
 {
 	struct srv *s = ud;
@@ -382,6 +458,7 @@ static const struct http_route admin_routes[] = {
 	{ .method = "GET", .path = "/admin/stats", .fn = a_stats },
 	{ .method = "PUT", .path = "/admin/threads", .fn = a_threads },
 	{ .method = "PUT", .path = "/admin/affinity", .fn = a_affinity },
+	{ .method = "PUT", .path = "/admin/sched", .fn = a_sched },
 	{ .method = "POST", .path = "/admin/heap/dump", .fn = a_heap_dump },
 	{ .method = "PUT", .path = "/admin/heap/profiling", .fn = a_heap_profiling },
 };

@@ -3,7 +3,8 @@
 # HTTP: P busy slots plus a queue, a full queue (503 + Retry-After),
 # cancelled streams and requests free their slots, the admin socket resizes
 # the pool and re-pins the workers while requests are served (affinity read
-# back from /proc/PID/task/TID/status), peer credentials, heap profiling,
+# back from /proc/PID/task/TID/status) and makes the workers SCHED_FIFO and
+# back (read back with chrt), peer credentials, heap profiling,
 # and the SIGTERM drain.
 . tests/lib.sh
 . tests/integration/server_common.inc
@@ -109,6 +110,28 @@ curl -s --max-time 1 "$U/v1/completions" -d '{"prompt":"a","max_tokens":1800,"ig
 if poll 10 busy_is 0; then pass "abandoned non-stream request frees its slot"; else fail "abandoned non-stream request frees its slot" "$(admin GET /admin/stats | jq -c '.slots')"; fi
 req POST /v1/completions '{"prompt":"a","max_tokens":3,"ignore_eos":true}'
 expect_code "serves normally afterwards" 200 '.usage.completion_tokens == 3'
+
+# the workers' scheduling class, read back from the kernel by thread id
+policy_of() { chrt -p "$1" 2>/dev/null | sed -n 's/.*scheduling policy: SCHED_\([A-Z]*\).*/\1/p'; }
+R=$(admin PUT /admin/sched '{"policy":"fifo","priority":1}')
+if echo "$R" | jq -e '.sched == "fifo"' >/dev/null; then
+	W0=$(echo "$R" | jq '.workers[0].tid') W1=$(echo "$R" | jq '.workers[1].tid')
+	if [ "$(policy_of "$W0")" = FIFO ] && [ "$(policy_of "$W1")" = FIFO ] && echo "$R" | jq -e '.previous.sched == "other" and ([.workers[].sched] | unique) == ["fifo"]' >/dev/null; then
+		pass "admin: workers SCHED_FIFO (chrt by tid)"; else fail "admin: workers SCHED_FIFO" "$R / $(policy_of "$W0") $(policy_of "$W1")"; fi
+	req POST /v1/completions '{"prompt":"a","max_tokens":20,"ignore_eos":true}'
+	expect_code "serves with SCHED_FIFO workers" 200 '.usage.completion_tokens == 20'
+	R=$(admin PUT /admin/sched '{"policy":"other"}')
+	if [ "$(policy_of "$W0")" = OTHER ] && [ "$(policy_of "$W1")" = OTHER ] && echo "$R" | jq -e '.sched == "other" and .previous.sched == "fifo"' >/dev/null; then
+		pass "admin: workers back to SCHED_OTHER"; else fail "admin: workers back to SCHED_OTHER" "$R"; fi
+elif echo "$R" | jq -e '.error.code == "sched_refused"' >/dev/null; then
+	skip "admin: workers SCHED_FIFO" "$(echo "$R" | jq -r '.error.message')"
+else
+	fail "admin: workers SCHED_FIFO" "$R"
+fi
+R=$(admin PUT /admin/sched '{"policy":"banana"}')
+R2=$(admin PUT /admin/sched '{"policy":"fifo","priority":0}')
+if echo "$R" | jq -e '.error.code == "invalid_value"' >/dev/null && echo "$R2" | jq -e '.error.code == "invalid_value"' >/dev/null && [ "$(admin GET /admin/stats | jq -r '.pool.sched')" = other ]; then
+	pass "admin: bad scheduling class refused, nothing changed"; else fail "admin: bad scheduling class refused" "$R / $R2"; fi
 
 # SIGTERM: the in-flight stream finishes, then exit 0
 curl -sN "$U/v1/completions" -d '{"prompt":"a","max_tokens":60,"ignore_eos":true,"stream":true,"stream_options":{"include_usage":true}}' -o "$TMP/drain" &

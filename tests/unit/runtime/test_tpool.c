@@ -3,7 +3,9 @@
  * exactly once, barriers separate stages (under stress), the pool can be
  * resized many times from another thread while runs go on (no deadlock, the
  * results stay right), worker affinity reads back from the kernel by thread
- * id, and the per-worker statistics move. Run it under TSan as well
+ * id, the per-worker statistics move, and the workers' scheduling class
+ * (SCHED_FIFO/RR/OTHER) reads back by thread id, all or none, new workers
+ * included. Run it under TSan as well
  * (make SANITIZE=thread).
  */
 #include <errno.h>
@@ -351,6 +353,80 @@ static void test_stats(void **state)
 	tpool_free(p);
 }
 
+/* ------------------------------------------------------ scheduling class */
+
+static void check_class(struct tpool *p, int n, int policy, int prio)
+{
+	struct tpool_worker_stats st[8];
+
+	assert_int_equal(tpool_stats(p, st, 8), n);
+	for (int i = 0; i < n; i++) {
+		struct sched_param sp;
+		assert_true(st[i].tid > 0);
+		assert_int_equal(st[i].policy, policy);
+		assert_int_equal(st[i].prio, prio);
+		/* and as the kernel says it, by thread id */
+		assert_int_equal(sched_getscheduler(st[i].tid), policy);
+		assert_int_equal(sched_getparam(st[i].tid, &sp), 0);
+		assert_int_equal(sp.sched_priority, prio);
+	}
+}
+
+static void test_sched_class(void **state)
+{
+	int pol, prio, rc;
+	(void)state;
+
+	struct tpool *p = tpool_new(2, NULL, 0);
+	assert_non_null(p);
+	check_class(p, 2, SCHED_OTHER, 0);
+	/* bad arguments change nothing */
+	assert_int_equal(tpool_set_sched(p, SCHED_FIFO, 0), -EINVAL);
+	assert_int_equal(tpool_set_sched(p, SCHED_FIFO, 100), -EINVAL);
+	assert_int_equal(tpool_set_sched(p, SCHED_OTHER, 5), -EINVAL);
+	assert_int_equal(tpool_set_sched(p, 42, 1), -EINVAL);
+	check_class(p, 2, SCHED_OTHER, 0);
+
+	rc = tpool_set_sched(p, SCHED_FIFO, 1);
+	if (rc == -EPERM) {
+		/* all or none: nobody was left real-time */
+		check_class(p, 2, SCHED_OTHER, 0);
+		tpool_get_sched(p, &pol, &prio);
+		assert_int_equal(pol, SCHED_OTHER);
+		tpool_free(p);
+		print_message("skip: SCHED_FIFO refused here (EPERM: no CAP_SYS_NICE, or no cpu.rt_runtime_us budget "
+			      "in this cgroup); the refusal left every worker SCHED_OTHER\n");
+		skip();
+	}
+	assert_int_equal(rc, 0);
+	tpool_get_sched(p, &pol, &prio);
+	assert_int_equal(pol, SCHED_FIFO);
+	assert_int_equal(prio, 1);
+	check_class(p, 2, SCHED_FIFO, 1);
+	/* a worker started later takes the class; runs stay exact */
+	assert_int_equal(tpool_resize(p, 3), 0);
+	check_class(p, 3, SCHED_FIFO, 1);
+	struct chunk_job *j = calloc(1, sizeof(*j));
+	assert_non_null(j);
+	j->p = p;
+	j->want_nth = 3;
+	for (int r = 0; r < 20; r++)
+		tpool_run(p, chunk_fn, j);
+	for (int s = 0; s < NSTAGE; s++)
+		for (int c = 0; c < NCHUNK; c++)
+			assert_int_equal(atomic_load(&j->claimed[s][c]), 20);
+	assert_int_equal(atomic_load(&j->bad_nth), 0);
+	free(j);
+	assert_int_equal(tpool_set_sched(p, SCHED_RR, 2), 0);
+	check_class(p, 3, SCHED_RR, 2);
+	/* and back */
+	assert_int_equal(tpool_set_sched(p, SCHED_OTHER, 0), 0);
+	check_class(p, 3, SCHED_OTHER, 0);
+	assert_int_equal(tpool_resize(p, 4), 0);
+	check_class(p, 4, SCHED_OTHER, 0);
+	tpool_free(p);
+}
+
 struct nested {
 	struct tpool *p;
 	_Atomic int rc;
@@ -486,6 +562,7 @@ int main(void)
 		cmocka_unit_test(test_bad_sizes),
 		cmocka_unit_test(test_resize_from_inside_run),
 		cmocka_unit_test(test_thread_count),
+		cmocka_unit_test(test_sched_class),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
