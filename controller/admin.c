@@ -149,6 +149,7 @@ int cadmin_parse_stats(const char *json, struct cadmin_stats *st, char *err, siz
 	static const char *const k_rss[] = { "rss_bytes", "resident", NULL };
 	static const char *const k_res[] = { "resident", NULL };
 	static const char *const k_ttft[] = { "ttft_p99_ms", NULL };
+	static const char *const k_prio[] = { "priority", NULL };
 	json_error_t je;
 	json_t *root = json_loads(json, 0, &je), *q, *sl, *pool, *w, *mem;
 	int ret = 0;
@@ -156,6 +157,7 @@ int cadmin_parse_stats(const char *json, struct cadmin_stats *st, char *err, siz
 	memset(st, 0, sizeof(*st));
 	st->queue = st->slots = st->busy_slots = st->threads = st->mem_bytes = st->requests = -1;
 	st->kv_used_pct = st->ttft_p99_ms = -1;
+	st->rt_prio = -1;
 	if (!json_is_object(root)) {
 		seterr(err, errlen, "admin stats: not a JSON object (%s)", root ? "wrong type" : je.text);
 		ret = -EINVAL;
@@ -199,6 +201,14 @@ int cadmin_parse_stats(const char *json, struct cadmin_stats *st, char *err, siz
 			st->worker_tid[st->nworkers] = (pid_t)geti(e, k_tid);
 			st->worker_busy_ns[st->nworkers] = geti(e, k_bns);
 			st->nworkers++;
+			/* each worker's class, as the kernel reports it */
+			json_t *sj = json_object_get(e, "sched");
+			if (json_is_string(sj) && st->rt_prio != -2) {
+				const char *pn = json_string_value(sj);
+				int pr = !strcmp(pn, "fifo") || !strcmp(pn, "rr") ? (int)geti(e, k_prio)
+					 : !strcmp(pn, "other") ? 0 : -2;
+				st->rt_prio = st->rt_prio == -1 || st->rt_prio == pr ? pr : -2;
+			}
 		}
 	}
 	mem = json_object_get(root, "memory");
@@ -247,9 +257,18 @@ static int put_json(const char *sock, const char *path, const char *json, char *
 	int ret = cadmin_request(sock, "PUT", path, json, &status, &body, err, errlen);
 
 	if (ret == 0 && (status < 200 || status >= 300)) {
-		seterr(err, errlen, "admin socket %s: PUT %s %s: HTTP %ld %.120s", sock, path, json, status,
-		       body ? body : "");
-		ret = -EIO;
+		/* the core's error body: {"error":{"message":...}} */
+		json_t *o = body ? json_loads(body, 0, NULL) : NULL;
+		json_t *m = json_object_get(json_object_get(o, "error"), "message");
+
+		if (json_is_string(m))
+			seterr(err, errlen, "admin socket %s: PUT %s %s: HTTP %ld: %s", sock, path, json, status,
+			       json_string_value(m));
+		else
+			seterr(err, errlen, "admin socket %s: PUT %s %s: HTTP %ld %.120s", sock, path, json, status,
+			       body ? body : "");
+		json_decref(o);
+		ret = status == 409 ? -EPERM : -EIO;
 	}
 	free(body);
 	return ret;
@@ -269,6 +288,17 @@ int cadmin_set_affinity(const char *sock, const char *cpus, char *err, size_t er
 
 	snprintf(j, sizeof(j), "{\"cpus\":\"%s\"}", cpus);
 	return put_json(sock, "/admin/affinity", j, err, errlen);
+}
+
+int cadmin_set_rt(const char *sock, int prio, char *err, size_t errlen)
+{
+	char j[64];
+
+	if (prio > 0)
+		snprintf(j, sizeof(j), "{\"policy\":\"fifo\",\"priority\":%d}", prio);
+	else
+		snprintf(j, sizeof(j), "{\"policy\":\"other\"}");
+	return put_json(sock, "/admin/sched", j, err, errlen);
 }
 
 int cadmin_http_get(const char *url, long timeout_ms, char **body, char *err, size_t errlen)

@@ -27,6 +27,10 @@ struct cadmin_stats {
 	double kv_used_pct;     /* KV-cache use 0..100, -1 unknown */
 	double ttft_p99_ms;     /* time to first token p99, -1 unknown */
 	int64_t requests;       /* requests served (cumulative), -1 unknown */
+	/* the workers' class as read back per worker: 0 every worker SCHED_OTHER,
+	 * N > 0 every worker SCHED_FIFO or SCHED_RR priority N, -2 mixed, -1
+	 * unknown (a core that does not report it) */
+	int rt_prio;
 };
 
 /* One request on the admin socket. *body (NUL-terminated, caller frees) may be NULL. */
@@ -37,6 +41,9 @@ int cadmin_get_stats(const char *sock, struct cadmin_stats *st, char *err, size_
 int cadmin_parse_stats(const char *json, struct cadmin_stats *st, char *err, size_t errlen);
 int cadmin_set_threads(const char *sock, int n, char *err, size_t errlen);
 int cadmin_set_affinity(const char *sock, const char *cpus, char *err, size_t errlen);
+/* PUT /admin/sched: prio 0 = SCHED_OTHER, N = SCHED_FIFO priority N. The core's
+ * refusal (HTTP 409: EPERM, no RT budget) comes back as -EPERM with its message. */
+int cadmin_set_rt(const char *sock, int prio, char *err, size_t errlen);
 /* GET url (TCP) and return its body (caller frees); -EIO unless HTTP 200. */
 int cadmin_http_get(const char *url, long timeout_ms, char **body, char *err, size_t errlen);
 /* GET url (TCP, e.g. http://127.0.0.1:3000/health) with a timeout; returns the HTTP status or negative errno. */

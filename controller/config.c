@@ -73,6 +73,10 @@ static const struct key keys[] = {
 	{ .section = "bandwidth", .name = "period_us", .type = K_I64, .off = F(period_us), .def = "100000", .min = 1000, .max = 1000000, .doc = "CFS period for quotas written" },
 	{ .section = "bandwidth", .name = "core_weight", .type = K_I64, .off = F(core_weight), .def = "1000", .min = 1, .max = 10000, .doc = "cpu.weight given to the core while it misses its target (v1: shares = w*1024/100)" },
 
+	{ .section = "bandwidth", .name = "realtime", .type = K_BOOL, .off = F(realtime), .def = "false", .doc = "core over target while a neighbour uses CPU: make its workers SCHED_FIFO before idling or capping neighbours; SCHED_OTHER again once none competes (root)" },
+	{ .section = "bandwidth", .name = "realtime_priority", .type = K_INT, .off = F(realtime_priority), .def = "1", .min = 1, .max = 99, .doc = "the workers' SCHED_FIFO priority (1: below every kernel RT thread)" },
+	{ .section = "bandwidth", .name = "realtime_budget", .type = K_DOUBLE, .off = F(realtime_budget_pct), .def = "90", .min = 1, .max = 100, .doc = "v1 RT group scheduling: cpu.rt_runtime_us of the core's cgroup and ancestors, % of cpu.rt_period_us (at most the root's)" },
+
 	{ .section = "tune", .name = "duration", .type = K_DURATION, .off = F(tune_duration_s), .def = "10s", .min = 0.2, .max = 86400, .doc = "profiling time of edgectl tune" },
 	{ .section = "tune", .name = "headroom", .type = K_DOUBLE, .off = F(tune_headroom_pct), .def = "25", .min = 0, .max = 1000, .doc = "quota = measured p95 CPU use plus this %" },
 	{ .section = "tune", .name = "active_thread", .type = K_DOUBLE, .off = F(tune_active_thread_pct), .def = "10", .min = 0, .max = 100, .doc = "a thread using more CPU (%) than this gets a CPU of its own" },

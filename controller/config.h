@@ -56,6 +56,9 @@ struct ccfg {
 	double bw_knee_hold_s;        /* a quota that proved too generous is not given back again for this long */
 	int64_t period_us;
 	int64_t core_weight;          /* weight given to the core's cgroup when it misses its target */
+	bool realtime;                /* may make the core's workers SCHED_FIFO while a neighbour competes */
+	int realtime_priority;        /* their SCHED_FIFO priority */
+	double realtime_budget_pct;   /* RT group scheduling (v1): the core's cpu.rt_runtime_us, % of cpu.rt_period_us */
 	/* [tune] */
 	double tune_duration_s;
 	double tune_headroom_pct;

@@ -63,6 +63,7 @@ static const char *const action_names[] = {
 	[POL_ACT_SET_CPU_MAX] = "set_cpu_max",
 	[POL_ACT_SET_WEIGHT] = "set_weight",
 	[POL_ACT_SET_IDLE] = "set_idle",
+	[POL_ACT_SET_REALTIME] = "set_realtime",
 };
 
 const char *pol_kind_name(enum pol_kind k)
@@ -82,6 +83,7 @@ void pol_mem_init(struct pol_mem *m)
 		m->last_change_s[i] = -1e18;
 	m->core_weight_orig = -1;
 	m->last_tighten_s = -1e18;
+	m->rt_refused_s = -1e18;
 	for (int i = 0; i < CCFG_MAX_NEIGHBOURS; i++) {
 		m->knee_quota[i] = -1;
 		m->knee_s[i] = -1e18;
@@ -145,6 +147,11 @@ void pol_mem_commit(struct pol_mem *m, const struct pol_decision *d, const struc
 			m->idled[i] = d->to != 0;
 		break;
 	}
+	case POL_ACT_SET_REALTIME:
+		m->rt_set = d->to > 0;
+		if (d->to > 0)
+			m->last_tighten_s = now_s;
+		break;
 	case POL_ACT_SET_WEIGHT:
 		if (d->to > d->from)
 			m->last_tighten_s = now_s;
@@ -156,6 +163,12 @@ void pol_mem_commit(struct pol_mem *m, const struct pol_decision *d, const struc
 	default:
 		break;
 	}
+}
+
+void pol_mem_failed(struct pol_mem *m, const struct pol_decision *d, double now_s)
+{
+	if (d->action == POL_ACT_SET_REALTIME && d->to > 0)
+		m->rt_refused_s = now_s;
 }
 
 double pol_core_stat(const struct snap *s, const char *key, double dflt)
@@ -591,6 +604,17 @@ static int64_t pct_to_quota(double pct, int64_t period)
 
 /* the next bandwidth decision in out[*nd]: zeroed, with its action, target
  * and from -> to; the caller adds the rest (period, reason, inputs) */
+/* The neighbour using the most CPU above the floor (neighbour_min), or NULL. */
+static const struct pol_neighbour *busiest_neighbour(const struct pol_env *env, const struct ccfg *c)
+{
+	const struct pol_neighbour *b = NULL;
+
+	for (int i = 0; i < env->nneighbours; i++)
+		if (env->nb[i].usage_pct > c->neighbour_min_pct && (!b || env->nb[i].usage_pct > b->usage_pct))
+			b = &env->nb[i];
+	return b;
+}
+
 static struct pol_decision *bw_decision(struct pol_decision *out, int *nd, enum pol_action action,
 					const char *target, int64_t from, int64_t to)
 {
@@ -648,6 +672,30 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 			    p99, c->ttft_p99_target_ms, c->bw_hysteresis_pct, d->from, d->to);
 			fmt(d->inputs, sizeof(d->inputs), "{\"ttft_p99_ms\":%.1f,\"target_ms\":%g,\"weight\":%" PRId64 "}", p99,
 			    c->ttft_p99_target_ms, env->core_weight);
+		}
+		/* real-time workers before any neighbour pays: a fair-class
+		 * neighbour, idle or capped, still gets a worker's CPU for a
+		 * whole scheduler tick whenever EEVDF re-picks there (a slice
+		 * ends, a kthread preempts); a SCHED_FIFO worker is never
+		 * re-picked away from, and the neighbour keeps every cycle the
+		 * core leaves */
+		if (c->realtime && env->worker_rt == 0 && nd < max) {
+			const struct pol_neighbour *busy = busiest_neighbour(env, c);
+			double refused_ago = now - m->rt_refused_s;
+
+			if (busy && refused_ago >= c->bw_knee_hold_s) {
+				struct pol_decision *d = bw_decision(out, &nd, POL_ACT_SET_REALTIME, "core", 0,
+								     c->realtime_priority);
+
+				fmt(d->reason, sizeof(d->reason),
+				    "ttft p99 %.0f ms > target %.0f ms +%.0f%% for %d ticks while neighbour %s uses %.0f%% of a CPU: core workers SCHED_OTHER -> SCHED_FIFO %d",
+				    p99, c->ttft_p99_target_ms, c->bw_hysteresis_pct, c->sustain_ticks, busy->name,
+				    busy->usage_pct, c->realtime_priority);
+				fmt(d->inputs, sizeof(d->inputs),
+				    "{\"ttft_p99_ms\":%.1f,\"target_ms\":%g,\"neighbour\":\"%s\",\"neighbour_usage_pct\":%.1f,\"workers_rt\":0}",
+				    p99, c->ttft_p99_target_ms, busy->name, busy->usage_pct);
+				return nd; /* the neighbours wait: this may be enough */
+			}
 		}
 		for (int i = 0; i < env->nneighbours && nd < max; i++) {
 			const struct pol_neighbour *nb = &env->nb[i];
@@ -751,6 +799,23 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 		fmt(d->reason, sizeof(d->reason), "ttft p99 %.0f ms < target %.0f ms -%.0f%%: core weight back to %" PRId64,
 		    p99, c->ttft_p99_target_ms, c->bw_hysteresis_pct, d->to);
 		fmt(d->inputs, sizeof(d->inputs), "{\"ttft_p99_ms\":%.1f,\"weight\":%" PRId64 "}", p99, env->core_weight);
+	}
+	/* real-time workers last, and only once no neighbour competes */
+	if (!nd && !held && nd < max && m->rt_set && env->worker_rt > 0 &&
+	    (m->core_weight_orig <= 0 || env->core_weight == m->core_weight_orig)) {
+		const struct pol_neighbour *busy = busiest_neighbour(env, c);
+
+		if (busy) {
+			fmt(why, whylen, "ttft p99 %.0f ms under target: workers stay SCHED_FIFO while neighbour %s uses %.0f%% of a CPU",
+			    p99, busy->name, busy->usage_pct);
+			return 0;
+		}
+		struct pol_decision *d = bw_decision(out, &nd, POL_ACT_SET_REALTIME, "core", env->worker_rt, 0);
+
+		fmt(d->reason, sizeof(d->reason),
+		    "ttft p99 %.0f ms < target %.0f ms -%.0f%% and no neighbour above %.0f%% of a CPU: core workers back to SCHED_OTHER",
+		    p99, c->ttft_p99_target_ms, c->bw_hysteresis_pct, c->neighbour_min_pct);
+		fmt(d->inputs, sizeof(d->inputs), "{\"ttft_p99_ms\":%.1f,\"workers_rt\":%d}", p99, env->worker_rt);
 	}
 	if (!nd && !held)
 		fmt(why, whylen, "ttft p99 %.0f ms under target, nothing to give back", p99);

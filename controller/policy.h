@@ -43,6 +43,7 @@ enum pol_action {
 	POL_ACT_SET_CPU_MAX,     /* cgroup target: quota from -> to (us, -1 = max), period_us */
 	POL_ACT_SET_WEIGHT,      /* cgroup target: weight from -> to */
 	POL_ACT_SET_IDLE,        /* cgroup target: cpu.idle from -> to (0/1) */
+	POL_ACT_SET_REALTIME,    /* core's workers: SCHED_FIFO priority from -> to (0 = SCHED_OTHER) */
 };
 
 struct pol_decision {
@@ -75,6 +76,8 @@ struct pol_env {
 	pid_t worker_tid[POL_MAX_WORKERS];
 	cpu_set_t worker_mask[POL_MAX_WORKERS]; /* each worker's affinity as read back */
 	int64_t core_weight;     /* the weight of weight_cg now */
+	int worker_rt;           /* the workers' class read back: 0 SCHED_OTHER, N SCHED_FIFO/RR priority N,
+	                          * -2 mixed, -1 unknown (see cadmin_stats.rt_prio) */
 	/* where the core's weight counts: its ancestor (or itself) that is a
 	 * child of the lowest common ancestor with the neighbours, since CPU
 	 * weight only divides time among siblings. "": the core's cgroup. */
@@ -98,6 +101,8 @@ struct pol_mem {
 	double knee_s[CCFG_MAX_NEIGHBOURS];
 	int64_t core_weight_orig;         /* -1 until we raised the core's weight */
 	double last_tighten_s;            /* the bandwidth policy's last cap or weight raise */
+	int rt_set;                       /* we made the workers real-time */
+	double rt_refused_s;              /* when that was last refused (EPERM, no RT budget) */
 };
 
 void pol_mem_init(struct pol_mem *m);
@@ -107,6 +112,9 @@ void pol_mem_init(struct pol_mem *m);
 void pol_weight_cgroup(const char *core, const char (*nb)[CCFG_STR], int n, char *out, size_t outlen);
 /* Record that d was applied at monotonic time now_s. */
 void pol_mem_commit(struct pol_mem *m, const struct pol_decision *d, const struct pol_env *env, double now_s);
+/* Record that applying d failed at now_s (a refused real-time switch is not
+ * tried again for knee_hold; other actions are simply retried). */
+void pol_mem_failed(struct pol_mem *m, const struct pol_decision *d, double now_s);
 
 /*
  * Each returns the number of decisions written to out (at most max), 0 when

@@ -138,7 +138,7 @@ const char *cstate_path(const struct cstate *st)
 
 int cstate_empty(const struct cstate *st)
 {
-	static const char *const keys[] = { "files", "created", "subtree", "membership", "affinity", "threads" };
+	static const char *const keys[] = { "files", "created", "subtree", "membership", "affinity", "threads", "sched" };
 
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		json_t *v = json_object_get(st->root, keys[i]);
@@ -385,6 +385,19 @@ int cstate_note_threads(struct cstate *st, const char *admin_sock, int n)
 	return json_object_set_new(st->root, "threads", json_pack("{s:s, s:i}", "socket", admin_sock, "n", n));
 }
 
+int cstate_note_sched(struct cstate *st, const char *admin_sock, pid_t pid, int prio, const pid_t *tids, int ntids)
+{
+	json_t *a;
+
+	if (json_is_object(json_object_get(st->root, "sched")))
+		return 0;
+	a = json_array();
+	for (int i = 0; i < ntids; i++)
+		json_array_append_new(a, json_integer(tids[i]));
+	return json_object_set_new(st->root, "sched", json_pack("{s:s, s:i, s:i, s:o}", "socket", admin_sock, "pid", (int)pid,
+								  "prio", prio, "tids", a));
+}
+
 static void logf_(cstate_log_fn log, void *ud, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void logf_(cstate_log_fn log, void *ud, const char *fmt, ...)
 {
@@ -423,6 +436,42 @@ int cstate_revert(struct cstate *st, const struct cg_sys *s, cstate_log_fn log, 
 			seterr(err, errlen, __VA_ARGS__);                 \
 		failed++;                                                 \
 	} while (0)
+
+	th = json_object_get(st->root, "sched");
+	if (json_is_object(th)) {
+		const char *sock = jstr(th, "socket");
+		int prio = (int)json_integer_value(json_object_get(th, "prio"));
+		pid_t pid = (pid_t)json_integer_value(json_object_get(th, "pid"));
+		json_t *tids = json_object_get(th, "tids");
+
+		if (cadmin_set_rt(sock, prio, e1, sizeof(e1)) == 0) {
+			if (prio)
+				logf_(log, ud, "sched: core workers back to SCHED_FIFO %d", prio);
+			else
+				logf_(log, ud, "sched: core workers back to SCHED_OTHER");
+		} else if (access(sock, F_OK) == 0) {
+			FAIL("sched: %s", e1);
+		} else {
+			/* no admin socket: the workers one by one, where they still run */
+			struct sched_param sp = { .sched_priority = prio };
+			int back = 0;
+
+			json_array_foreach(tids, i, e) {
+				char task[64];
+				pid_t tid = (pid_t)json_integer_value(e);
+
+				snprintf(task, sizeof(task), "/proc/%d/task/%d", (int)pid, (int)tid);
+				if (pid <= 0 || tid <= 0 || access(task, F_OK) < 0)
+					continue;
+				if (sched_setscheduler(tid, prio ? SCHED_FIFO : SCHED_OTHER, &sp) < 0)
+					FAIL("sched: thread %d: %s", (int)tid, strerror(errno));
+				else
+					back++;
+			}
+			logf_(log, ud, "sched: core admin socket %s is gone; %d worker thread(s) still running put back", sock,
+			      back);
+		}
+	}
 
 	th = json_object_get(st->root, "threads");
 	if (json_is_object(th)) {

@@ -12,7 +12,9 @@
  * noted keeps the older value, so tune after tune (or supervise after tune)
  * still reverts to the machine as it was before the first.
  *
- * cstate_revert restores in this order: thread-pool size; cgroup files (in
+ * cstate_revert restores in this order: the workers' scheduling class and the
+ * thread-pool size (a cgroup's cpu.rt_runtime_us cannot go back to 0 while a
+ * real-time task is in it); cgroup files (in
  * reverse order of recording); process membership; thread affinities (last,
  * because moving a task between v1 cpusets resets its affinity); then the
  * cgroups it created are removed (innermost first; tasks still inside are
@@ -71,6 +73,11 @@ int cstate_note_membership(struct cstate *st, const struct cg_sys *s, pid_t pid,
 int cstate_note_affinity(struct cstate *st, const char *root, pid_t pid, char *err, size_t errlen);
 /* Record the core's thread-pool size (admin socket). */
 int cstate_note_threads(struct cstate *st, const char *admin_sock, int n);
+/* Record the core workers' scheduling class before making them real-time:
+ * prio 0 = SCHED_OTHER, N = SCHED_FIFO N; tids are the workers now (revert
+ * puts them back through the admin socket, or thread by thread where the
+ * socket is gone but pid still runs). */
+int cstate_note_sched(struct cstate *st, const char *admin_sock, pid_t pid, int prio, const pid_t *tids, int ntids);
 
 /*
  * Restore everything (see top). log receives one line per action or failure

@@ -22,6 +22,10 @@
  *      after a kill -9 of the supervisor), and writes it to the audit log;
  *   5. publishes {"tick","snapshot","decisions"} for /v1/snapshot and
  *      /v1/stream.
+ * Real-time workers (the bandwidth policy's set_realtime, [bandwidth]
+ * realtime): the workers' old class goes into the state, the core's cgroup
+ * chain gets a cpu.rt_runtime_us budget where the kernel has RT group
+ * scheduling (v1; each file recorded first), then PUT /admin/sched.
  * The core is checked every tick on its /health: failing for longer than
  * health_timeout (after start_grace) gets it killed and restarted. On
  * SIGTERM/SIGINT the core is stopped (SIGTERM, then SIGKILL after 10 s) and
@@ -510,6 +514,7 @@ static void read_env(struct sup *u, const struct cadmin_stats *as, struct pol_en
 			env->nworkers++;
 		}
 	}
+	env->worker_rt = as ? as->rt_prio : -1;
 	env->core_weight = 100;
 	pol_weight_cgroup(u->cg, (const char (*)[CCFG_STR])u->c->neighbours, u->c->nneighbours, env->weight_cg,
 			  sizeof(env->weight_cg));
@@ -531,6 +536,71 @@ static void read_env(struct sup *u, const struct cadmin_stats *as, struct pol_en
 		env->nneighbours++;
 	}
 	u->nb_t_prev = now;
+}
+
+static int read_i64(const struct cg_sys *s, const char *name, const char *file, long long *v, char *err, size_t errlen)
+{
+	char buf[64];
+	int ret = cg_read(s, CG_CPU, name, file, buf, sizeof(buf), err, errlen);
+
+	if (ret < 0)
+		return ret;
+	if (sscanf(buf, "%lld", v) != 1) {
+		seterr(err, errlen, "cgroup %s: %s: '%.20s' is not a number", *name ? name : "/", file, buf);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * RT group scheduling (cgroup v1 with cpu.rt_runtime_us): a task may only be
+ * real-time in a cgroup with a budget, and a cgroup's budget is bounded by
+ * its parent's. Give the core's cgroup and each ancestor below the root
+ * realtime_budget % of the root's period (at most the root's own budget),
+ * top-down, each file recorded in the state first. Nothing to do on v2 or
+ * where the kernel has no RT group scheduling (no such file at the root).
+ */
+static int rt_budget(struct sup *u, char *err, size_t errlen)
+{
+	long long root_rt, period, want;
+	char prefix[CCFG_STR], buf[64];
+	int ret;
+
+	if (cg_sys_mode(u->s, CG_CPU) != CG_V1 || cg_read(u->s, CG_CPU, "", "cpu.rt_runtime_us", buf, sizeof(buf), NULL, 0) < 0)
+		return 0;
+	if ((ret = read_i64(u->s, "", "cpu.rt_runtime_us", &root_rt, err, errlen)) < 0 ||
+	    (ret = read_i64(u->s, "", "cpu.rt_period_us", &period, err, errlen)) < 0)
+		return ret;
+	want = llround((double)period * u->c->realtime_budget_pct / 100.0);
+	if (root_rt >= 0 && want > root_rt)
+		want = root_rt;
+	for (size_t i = 0, n = strlen(u->cg); i <= n; i++) {
+		long long cur;
+		char v[32];
+
+		if (u->cg[i] != '/' && u->cg[i] != 0)
+			continue;
+		snprintf(prefix, sizeof(prefix), "%.*s", (int)i, u->cg);
+		if (!prefix[0])
+			continue;
+		if ((ret = read_i64(u->s, prefix, "cpu.rt_runtime_us", &cur, err, errlen)) < 0)
+			return ret;
+		if (cur < 0 || cur >= want)
+			continue; /* unlimited, or enough already */
+		if ((ret = cstate_note_file(u->st, u->s, CG_CPU, prefix, "cpu.rt_runtime_us", err, errlen)) < 0 ||
+		    (ret = cstate_save(u->st, err, errlen)) < 0)
+			return ret;
+		snprintf(v, sizeof(v), "%lld", want);
+		if ((ret = cg_write(u->s, CG_CPU, prefix, "cpu.rt_runtime_us", v, err, errlen)) < 0) {
+			char e2[256];
+
+			snprintf(e2, sizeof(e2), "%s", err ? err : "");
+			seterr(err, errlen, "real-time budget: %s (the RT budgets of %s's siblings may leave its parent too little)",
+			       e2, prefix);
+			return ret;
+		}
+	}
+	return 0;
 }
 
 /* Record what d is about to change, then change it. 0 or negative errno (err set). */
@@ -582,6 +652,22 @@ static int apply(struct sup *u, const struct pol_decision *d, char *err, size_t 
 			ret = cstate_save(u->st, err, errlen);
 		if (!ret)
 			ret = cg_set_weight(u->s, d->target, d->to, err, errlen);
+		break;
+	case POL_ACT_SET_REALTIME:
+		if (d->to > 0) {
+			struct cadmin_stats as;
+
+			if ((ret = cadmin_get_stats(u->admin_sock, &as, err, errlen)) < 0)
+				break;
+			ret = cstate_note_sched(u->st, u->admin_sock, u->core, (int)d->from, as.worker_tid,
+						(int)as.nworkers);
+			if (!ret)
+				ret = cstate_save(u->st, err, errlen);
+			if (!ret)
+				ret = rt_budget(u, err, errlen);
+		}
+		if (!ret)
+			ret = cadmin_set_rt(u->admin_sock, (int)d->to, err, errlen);
 		break;
 	default:
 		break;
@@ -678,6 +764,8 @@ static void tick(struct sup *u)
 			ok = 0;
 		if (ok)
 			pol_mem_commit(&u->mem, &dec[i], &env, (double)s->mono_ns / 1e9);
+		else
+			pol_mem_failed(&u->mem, &dec[i], (double)s->mono_ns / 1e9);
 		dj = decision_json(&dec[i], ok && !u->dry, ok ? NULL : err, u->dry);
 		if (dj) {
 			audit_write(u, dj);

@@ -5,7 +5,10 @@
 # inside the cooldown of the previous one, a killed core restarted within 3 s,
 # /v1/stream, /v1/snapshot and /metrics on the supervisor's socket, SIGTERM
 # reverts everything (no cgroup left), and 'edgectl revert' after a kill -9 of
-# the supervisor. Bad input: one line, exit 2, nothing left behind.
+# the supervisor; with [bandwidth] realtime, a busy neighbour and a missed
+# target make the pool's workers SCHED_FIFO (chrt) with an RT budget on the
+# core's cgroup chain, and SIGTERM puts the budget back byte for byte.
+# Bad input: one line, exit 2, nothing left behind.
 . tests/lib.sh
 E=$BIN/edgectl
 D=$BIN/dify-edge
@@ -197,4 +200,60 @@ sleep 1
 no_cgroup && fail "kill -9 leaves the cgroup for revert" "nothing left (unexpected)" || pass "kill -9 leaves the cgroup for revert"
 if "$E" revert > "$TMP/rev" 2>&1 && no_cgroup; then pass "revert after kill -9 of supervise removes its cgroups"
 else fail "revert after kill -9 of supervise" "$(cat "$TMP/rev")"; fi
+# ---- real-time workers ([bandwidth] realtime): a busy neighbour and a missed target ----
+HOGCG=$CG-hog
+CPUFS=/sys/fs/cgroup/cpu
+mkdir -p $CPUFS/$HOGCG $CPUFS/$CG
+rt_file() { cat "$CPUFS/$1/cpu.rt_runtime_us" 2>/dev/null || echo none; }
+rt_before_parent=$(rt_file $CG) rt_before_root=$(cat $CPUFS/cpu.rt_runtime_us 2>/dev/null || echo none)
+sed -e 's/^ttft_p99_target = .*/ttft_p99_target = 0.1ms\nneighbours = \/'"$HOGCG"'\nrealtime = true\ncooldown = 1s/' \
+	-e 's/^\[threads\]/[threads]\nenabled = false/' "$TMP/edge.ini" > "$TMP/rt.ini"
+bash -c 'while :; do :; done' &
+HOGPID=$!
+echo $HOGPID > $CPUFS/$HOGCG/cgroup.procs
+rm -f "$AUDIT"
+"$E" supervise --config "$TMP/rt.ini" "${CORE_ARGS[@]}" > "$TMP/sup.out" 2>&1 &
+SUP=$!
+if wait_health 30; then
+	( for _ in $(seq 150); do curl -s -m 10 "http://127.0.0.1:$PORT/v1/completions" -d '{"prompt":"once upon a time","max_tokens":2}' -o /dev/null; sleep 0.05; done ) &
+	LOADP=$!
+	rt=""
+	for _ in $(seq 200); do
+		rt=$(grep '"action":"set_realtime"' "$AUDIT" | head -1)
+		[ -n "$rt" ] && break
+		sleep 0.1
+	done
+	core=$(sed -n 's/.*"event":"core_start","pid":\([0-9]*\).*/\1/p' "$AUDIT" | head -1)
+	if echo "$rt" | grep -q '"applied":true' && echo "$rt" | grep -q "SCHED_FIFO 1" && echo "$rt" | grep -q "neighbour $HOGCG"; then
+		pass "realtime: set_realtime applied, with its reason ($(echo "$rt" | jq -r .reason | cut -c1-120))"
+	elif echo "$rt" | grep -q 'Operation not permitted'; then
+		skip "realtime: set_realtime applied" "the kernel refused SCHED_FIFO: $(echo "$rt" | jq -r .error)"
+	else
+		fail "realtime: set_realtime applied" "${rt:-no decision}; $(tail -3 "$AUDIT" | cut -c1-300)"
+	fi
+	nfifo=0
+	for t in $(ls /proc/$core/task); do chrt -p "$t" 2>/dev/null | grep -q SCHED_FIFO && nfifo=$((nfifo + 1)); done
+	if echo "$rt" | grep -q '"applied":true'; then
+		[ "$nfifo" = 1 ] && pass "realtime: the pool's worker is SCHED_FIFO (chrt), no other thread" || fail "realtime: workers SCHED_FIFO" "$nfifo FIFO threads in the core"
+		if [ "$rt_before_root" != none ]; then
+			want=$(( $(cat $CPUFS/cpu.rt_period_us) * 90 / 100 ))
+			[ "$(rt_file $CG/core)" = "$want" ] && [ "$(rt_file $CG)" = "$want" ] && pass "realtime: RT budget $want us on the core's cgroup and its parent" \
+				|| fail "realtime: RT budget" "core $(rt_file $CG/core), parent $(rt_file $CG), want $want"
+		else
+			skip "realtime: RT budget on the core's cgroup" "no RT group scheduling in this kernel (no cpu.rt_runtime_us)"
+		fi
+	fi
+	wait $LOADP
+else
+	fail "realtime: supervise starts the core" "$(cat "$TMP/sup.out")"
+fi
+kill -TERM "$SUP"; wait "$SUP"; rc=$?; SUP=""
+kill -9 $HOGPID 2>/dev/null; wait $HOGPID 2>/dev/null
+[ $rc -eq 0 ] && [ ! -e "$EDGECTL_STATE" ] && pass "realtime: SIGTERM reverts (state removed)" || fail "realtime: SIGTERM reverts" "exit $rc: $(tail -3 "$TMP/sup.out")"
+[ "$(rt_file $CG)" = "$rt_before_parent" ] && [ "$(cat $CPUFS/cpu.rt_runtime_us 2>/dev/null || echo none)" = "$rt_before_root" ] \
+	&& pass "realtime: the parent's cpu.rt_runtime_us back to '$rt_before_parent' byte for byte" \
+	|| fail "realtime: cpu.rt_runtime_us restored" "parent $(rt_file $CG) (was $rt_before_parent)"
+grep '"policy":"bandwidth"' "$AUDIT" | sed -n 's/.*"action":"\([a-z_]*\)","target":"\([^"]*\)","from":\([-0-9]*\),"to":\([-0-9]*\).*/  \1 \2 \3 -> \4/p' | head -8
+rmdir $CPUFS/$HOGCG $CPUFS/$CG/core $CPUFS/$CG 2>/dev/null
+no_cgroup && pass "realtime: no cgroup left" || fail "realtime: no cgroup left" "$(ls -d /sys/fs/cgroup/*/$CG 2>/dev/null)"
 finish

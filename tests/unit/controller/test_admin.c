@@ -45,6 +45,35 @@ static void test_stats_server_shape(void **state)
 	assert_int_equal(st.requests, 5);
 }
 
+/* Table: the workers' class, as each worker reports it -> rt_prio. */
+static void test_stats_worker_class(void **state)
+{
+	static const struct {
+		const char *workers;
+		int want;
+	} cases[] = {
+		{ "[{\"tid\":1,\"sched\":\"other\",\"priority\":0},{\"tid\":2,\"sched\":\"other\",\"priority\":0}]", 0 },
+		{ "[{\"tid\":1,\"sched\":\"fifo\",\"priority\":3},{\"tid\":2,\"sched\":\"fifo\",\"priority\":3}]", 3 },
+		{ "[{\"tid\":1,\"sched\":\"rr\",\"priority\":1}]", 1 },
+		{ "[{\"tid\":1,\"sched\":\"fifo\",\"priority\":1},{\"tid\":2,\"sched\":\"other\",\"priority\":0}]", -2 },
+		{ "[{\"tid\":1,\"sched\":\"fifo\",\"priority\":1},{\"tid\":2,\"sched\":\"fifo\",\"priority\":2}]", -2 },
+		{ "[{\"tid\":1,\"sched\":\"batch\",\"priority\":0}]", -2 },
+		{ "[{\"tid\":1},{\"tid\":2}]", -1 }, /* a core that does not say */
+		{ "[]", -1 },
+	};
+	char body[512], err[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct cadmin_stats st;
+
+		snprintf(body, sizeof(body), "{\"pool\":{\"threads\":2,\"workers\":%s}}", cases[i].workers);
+		assert_int_equal(cadmin_parse_stats(body, &st, err, sizeof(err)), 0);
+		print_message("%-100s -> %d\n", cases[i].workers, st.rt_prio);
+		assert_int_equal(st.rt_prio, cases[i].want);
+	}
+}
+
 /* Table: other bodies -> what is known. */
 static void test_stats_other_bodies(void **state)
 {
@@ -158,6 +187,7 @@ int main(void)
 		cmocka_unit_test(test_stats_server_shape),
 		cmocka_unit_test(test_hist_quantile),
 		cmocka_unit_test(test_stats_other_bodies),
+		cmocka_unit_test(test_stats_worker_class),
 		cmocka_unit_test(test_ttft_histogram),
 	};
 

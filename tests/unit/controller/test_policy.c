@@ -308,6 +308,10 @@ struct bw_case {
 	int idled;               /* we set its cpu.idle */
 	int64_t knee;            /* > 0: the p99 went over under this quota ... */
 	double since_knee;       /* ... this long ago */
+	int realtime;            /* [bandwidth] realtime = true */
+	int rt;                  /* the workers' class read back (env.worker_rt) */
+	int rt_set;              /* we made them real-time */
+	double since_refused;    /* > 0: the core refused real-time this long ago */
 	int want_n;
 	enum pol_action want_act[3];
 	int64_t want_to[3];
@@ -384,6 +388,43 @@ static const struct bw_case bw_cases[] = {
 	  .core_weight = 1000, .nb_quota = 100000, .nb_usage = 100, .capped = 1, .orig = -1, .since_tighten = 400,
 	  .knee = 120000, .since_knee = 400, .want_n = 1, .want_act = { POL_ACT_SET_CPU_MAX }, .want_to = { 125000 },
 	  .want_reason = "back one step" },
+	/* real-time workers ([bandwidth] realtime = true) */
+	{ .name = "realtime: over with a busy hog: weight and SCHED_FIFO, the hog untouched", .ttft = { 800, 900, 900 },
+	  .core_weight = 100, .nb_quota = -1, .nb_usage = 150, .nb_idle = 1, .realtime = 1, .want_n = 2,
+	  .want_act = { POL_ACT_SET_WEIGHT, POL_ACT_SET_REALTIME }, .want_to = { 1000, 1 },
+	  .want_reason = "SCHED_OTHER -> SCHED_FIFO 1" },
+	{ .name = "realtime: still over with FIFO workers: the hog idle next", .ttft = { 800, 900, 900 },
+	  .core_weight = 1000, .nb_quota = -1, .nb_usage = 150, .nb_idle = 1, .realtime = 1, .rt = 1, .rt_set = 1,
+	  .want_n = 1, .want_act = { POL_ACT_SET_IDLE }, .want_to = { 1 }, .want_reason = "cpu.idle 0 -> 1" },
+	{ .name = "realtime: over, but no neighbour uses CPU: not real-time", .ttft = { 800, 900, 900 },
+	  .core_weight = 1000, .nb_quota = -1, .nb_usage = 5, .nb_idle = 1, .realtime = 1, .want_n = 0,
+	  .want_reason = "no neighbour left to cap" },
+	{ .name = "realtime: refused 60 s ago (knee_hold 300 s): not again, the hog idle", .ttft = { 800, 900, 900 },
+	  .core_weight = 1000, .nb_quota = -1, .nb_usage = 150, .nb_idle = 1, .realtime = 1, .since_refused = 60,
+	  .want_n = 1, .want_act = { POL_ACT_SET_IDLE }, .want_to = { 1 }, .want_reason = "cpu.idle 0 -> 1" },
+	{ .name = "realtime: refused 400 s ago: tried again", .ttft = { 800, 900, 900 }, .core_weight = 1000,
+	  .nb_quota = -1, .nb_usage = 150, .nb_idle = 1, .realtime = 1, .since_refused = 400, .want_n = 1,
+	  .want_act = { POL_ACT_SET_REALTIME }, .want_to = { 1 }, .want_reason = "SCHED_FIFO 1" },
+	{ .name = "realtime: the core does not report its class: not real-time", .ttft = { 800, 900, 900 },
+	  .core_weight = 1000, .nb_quota = -1, .nb_usage = 150, .nb_idle = 1, .realtime = 1, .rt = -1, .want_n = 1,
+	  .want_act = { POL_ACT_SET_IDLE }, .want_to = { 1 }, .want_reason = "cpu.idle 0 -> 1" },
+	{ .name = "realtime off (the default): the hog idle, workers left alone", .ttft = { 800, 900, 900 },
+	  .core_weight = 1000, .nb_quota = -1, .nb_usage = 150, .nb_idle = 1, .want_n = 1,
+	  .want_act = { POL_ACT_SET_IDLE }, .want_to = { 1 }, .want_reason = "cpu.idle 0 -> 1" },
+	{ .name = "realtime: under target, the hog still busy: FIFO kept", .ttft = { 200, 200, 200 },
+	  .core_weight = 100, .nb_quota = -1, .nb_usage = 150, .nb_idle = 1, .realtime = 1, .rt = 1, .rt_set = 1,
+	  .since_tighten = 40, .want_n = 0, .want_reason = "stay SCHED_FIFO while neighbour edge.slice/hog uses 150%" },
+	{ .name = "realtime: under target, weight raised, hog quiet: the weight back first", .ttft = { 200, 200, 200 },
+	  .core_weight = 1000, .weight_orig = 100, .nb_quota = -1, .nb_usage = 5, .nb_idle = 1, .realtime = 1,
+	  .rt = 1, .rt_set = 1, .since_tighten = 40, .want_n = 1, .want_act = { POL_ACT_SET_WEIGHT },
+	  .want_to = { 100 }, .want_reason = "core weight back to 100" },
+	{ .name = "realtime: under target, all else back, hog quiet: workers SCHED_OTHER", .ttft = { 200, 200, 200 },
+	  .core_weight = 100, .nb_quota = -1, .nb_usage = 5, .nb_idle = 1, .realtime = 1, .rt = 1, .rt_set = 1,
+	  .since_tighten = 40, .want_n = 1, .want_act = { POL_ACT_SET_REALTIME }, .want_to = { 0 },
+	  .want_reason = "back to SCHED_OTHER" },
+	{ .name = "realtime: under target, relax not over: FIFO kept", .ttft = { 200, 200, 200 }, .core_weight = 100,
+	  .nb_quota = -1, .nb_usage = 5, .nb_idle = 1, .realtime = 1, .rt = 1, .rt_set = 1, .since_tighten = 10,
+	  .want_n = 0, .want_reason = "relax in 20.0 s" },
 };
 
 static void test_bandwidth_table(void **state)
@@ -421,6 +462,11 @@ static void test_bandwidth_table(void **state)
 			m.last_tighten_s = 102 - bc->since_tighten;
 		if (bc->weight_orig > 0)
 			m.core_weight_orig = bc->weight_orig;
+		c.realtime = bc->realtime;
+		env.worker_rt = bc->rt;
+		m.rt_set = bc->rt_set;
+		if (bc->since_refused > 0)
+			m.rt_refused_s = 102 - bc->since_refused;
 		if (bc->knee > 0) {
 			m.knee_quota[0] = bc->knee;
 			m.knee_s[0] = 102 - bc->since_knee;

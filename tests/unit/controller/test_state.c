@@ -294,6 +294,51 @@ static void test_affinity_restored(void **state)
 	cg_sys_free(s);
 }
 
+/* The workers' class, when the core's admin socket is gone but its threads run:
+ * put back thread by thread, from the tids recorded. */
+static void test_sched_restored(void **state)
+{
+	char err[512];
+	struct cg_sys *s = cg_sys_open(fx, err, sizeof(err));
+	struct cstate *st = NULL, *st2 = NULL;
+	struct sched_param sp = { .sched_priority = 1 };
+	pid_t tid = 0, tids[2];
+	pthread_t th;
+
+	(void)state;
+	assert_non_null(s);
+	assert_int_equal(pthread_create(&th, NULL, idle_thread, (void *)&tid), 0);
+	while (!__atomic_load_n(&tid, __ATOMIC_ACQUIRE))
+		sched_yield();
+	tids[0] = tid;
+	tids[1] = 999999999; /* a worker gone since: skipped */
+	assert_int_equal(cstate_open(statep, "test", &st, err, sizeof(err)), 0);
+	assert_int_equal(cstate_note_sched(st, "/nonexistent/admin.sock", getpid(), 0, tids, 2), 0);
+	/* the first record wins */
+	assert_int_equal(cstate_note_sched(st, "/other.sock", getpid(), 5, tids, 1), 0);
+	assert_int_equal(cstate_save(st, err, sizeof(err)), 0);
+	assert_false(cstate_empty(st));
+	if (sched_setscheduler(tid, SCHED_FIFO, &sp) < 0) {
+		pthread_cancel(th);
+		pthread_join(th, NULL);
+		cstate_free(st);
+		unlink(statep);
+		cg_sys_free(s);
+		print_message("skip: SCHED_FIFO refused here (%s)\n", strerror(errno));
+		skip();
+	}
+	assert_int_equal(sched_getscheduler(tid), SCHED_FIFO);
+	assert_int_equal(cstate_load(statep, &st2, err, sizeof(err)), 0);
+	assert_int_equal(cstate_revert(st2, s, NULL, NULL, err, sizeof(err)), 0);
+	assert_int_equal(sched_getscheduler(tid), SCHED_OTHER);
+	assert_int_equal(access(statep, F_OK), -1);
+	pthread_cancel(th);
+	pthread_join(th, NULL);
+	cstate_free(st);
+	cstate_free(st2);
+	cg_sys_free(s);
+}
+
 /* Table: CPU list parsing and formatting. */
 static void test_cpu_lists(void **state)
 {
@@ -329,6 +374,7 @@ int main(void)
 		cmocka_unit_test(test_v2_subtree_control),
 		cmocka_unit_test(test_bad_state_files),
 		cmocka_unit_test(test_affinity_restored),
+		cmocka_unit_test(test_sched_restored),
 		cmocka_unit_test(test_cpu_lists),
 	};
 
