@@ -149,8 +149,10 @@ void pol_mem_commit(struct pol_mem *m, const struct pol_decision *d, const struc
 	}
 	case POL_ACT_SET_REALTIME:
 		m->rt_set = d->to > 0;
-		if (d->to > 0)
+		if (d->to > 0) {
 			m->last_tighten_s = now_s;
+			m->rt_on_s = now_s;
+		}
 		break;
 	case POL_ACT_SET_WEIGHT:
 		if (d->to > d->from)
@@ -696,6 +698,14 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 				    p99, c->ttft_p99_target_ms, busy->name, busy->usage_pct);
 				return nd; /* the neighbours wait: this may be enough */
 			}
+		}
+		/* the p99 still holds requests served before the switch: judge
+		 * the real-time workers on their own before a neighbour pays */
+		if (m->rt_set && env->worker_rt > 0 && now - m->rt_on_s < c->realtime_settle_s) {
+			if (!nd)
+				fmt(why, whylen, "ttft p99 %.0f ms over target: workers SCHED_FIFO %.0f s ago, neighbours wait for realtime_settle (%.0f s)",
+				    p99, now - m->rt_on_s, c->realtime_settle_s);
+			return nd;
 		}
 		for (int i = 0; i < env->nneighbours && nd < max; i++) {
 			const struct pol_neighbour *nb = &env->nb[i];

@@ -101,7 +101,8 @@ struct pol_mem {
 	double knee_s[CCFG_MAX_NEIGHBOURS];
 	int64_t core_weight_orig;         /* -1 until we raised the core's weight */
 	double last_tighten_s;            /* the bandwidth policy's last cap or weight raise */
-	int rt_set;                       /* we made the workers real-time */
+	int rt_set;                       /* we made the workers real-time ... */
+	double rt_on_s;                   /* ... at this time */
 	double rt_refused_s;              /* when that was last refused (EPERM, no RT budget) */
 };
 

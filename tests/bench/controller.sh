@@ -4,13 +4,14 @@
 #  2. time to first token of a steady request stream (one request every
 #     100 ms, 300 per window, max_tokens 1, so the request time is the TTFT) with no hog, with
 #     a CPU hog (one busy loop per CPU) in a neighbour cgroup left alone, and
-#     with the same hog under supervise's bandwidth policy (two windows), then with no hog
+#     with the same hog under supervise's bandwidth policy (two windows), the same with
+#     [bandwidth] realtime = true (two windows: the workers SCHED_FIFO), then with no hog
 #     again: the baseline before and after, since it moves from run to run by more than
 #     the 1.2x the target allows. The policy's target is 1.1 x the no-hog p99 of the
 #     core's own TTFT histogram (what the policy reads; the client's time adds the
 #     connection), to 0.1 ms.
 # Needs root and the cpu controller on cgroup v1 (or v2). Bounded: about
-# 5 minutes (BENCH_QUICK=1: about 2). Prints Markdown tables.
+# 7 minutes (BENCH_QUICK=1: about 3). Prints Markdown tables.
 # TRACE=DIR: also record sched_switch/sched_wakeup(_new)/sched_migrate_task in a private
 # ftrace instance (clock mono) with a marker before and after each request (supervise's ticks
 # show as its threads running and the core threads they wake), one file per
@@ -63,7 +64,7 @@ start_sup() { # CONFIG
 }
 stop_sup() { kill -TERM "$SUP"; wait "$SUP" 2>/dev/null; SUP=""; }
 
-write_cfg() { # FILE BANDWIDTH(true/false) TARGET_MS
+write_cfg() { # FILE BANDWIDTH(true/false) TARGET_MS [REALTIME(true/false)]
 	cat > "$1" <<INI
 [general]
 cgroup = $CG
@@ -79,6 +80,7 @@ neighbours = /$HOG
 cooldown = 2s
 step = 50
 neighbour_min = 5
+realtime = ${4:-false}
 INI
 }
 
@@ -176,6 +178,22 @@ stop_sup
 # supervise's exit reverts what it changed
 q_after=$(cat $CPUDIR/$HOG/cpu.cfs_quota_us 2>/dev/null || cat $CPUDIR/$HOG/cpu.max)
 idle_after=$(cat $CPUDIR/$HOG/cpu.idle 2>/dev/null || echo n/a)
+cp "$T/audit.jsonl" "$T/audit.keep" 2>/dev/null
+# the same hog under supervise with [bandwidth] realtime = true: the workers SCHED_FIFO first
+rm -f "$T/audit.jsonl"
+write_cfg "$T/r.ini" true "$target" true
+start_sup "$T/r.ini" || exit 1
+measure 80 > /dev/null
+read -r f50 f99 < <(measure "$n" rt1)
+read -r g50 g99 < <(measure "$n" rt2)
+rt_dec=$(grep '"action":"set_realtime"' "$T/audit.jsonl" | head -1 | sed -n 's/.*"applied":\([a-z]*\).*/\1/p')
+rt_cls=$(core=$(pgrep -P "$SUP" -x dify-edge | head -1); for t in $(ls /proc/$core/task 2>/dev/null); do chrt -p "$t" | sed -n 's/.*policy: SCHED_//p'; done | sort | uniq -c | tr -s ' \n' ' ')
+q_rt=$(cat $CPUDIR/$HOG/cpu.cfs_quota_us 2>/dev/null || cat $CPUDIR/$HOG/cpu.max)
+idle_rt=$(cat $CPUDIR/$HOG/cpu.idle 2>/dev/null || echo n/a)
+capped_rt=$(grep -c '"action":"set_cpu_max"' "$T/audit.jsonl")
+stop_sup
+mv "$T/audit.jsonl" "$T/audit.rt"
+mv "$T/audit.keep" "$T/audit.jsonl" 2>/dev/null
 stop_hog
 # the baseline again, as it was measured before: supervise without the bandwidth policy
 mkdir -p $CPUDIR/$HOG
@@ -185,20 +203,28 @@ read -r e50 e99 < <(measure "$n" nohog2)
 stop_sup
 read -r _ p99a < <(pct "$T/lat.nohog" "$T/lat.nohog2")
 read -r _ p99s < <(pct "$T/lat.sup1" "$T/lat.sup2")
-cp "$T/audit.jsonl" "$T/audit.keep" 2>/dev/null
+read -r _ p99r < <(pct "$T/lat.rt1" "$T/lat.rt2")
 echo "| case ($n requests, one per 100 ms, max_tokens 1) | TTFT p50 ms | TTFT p99 ms |"
 echo "|---|---|---|"
 echo "| no hog (core's own histogram: p99 $srv99 ms) | $a50 | $a99 |"
 echo "| hog in a neighbour cgroup, untuned | $b50 | $b99 |"
 echo "| hog under supervise, first $n requests (target ${target} ms) | $c50 | $c99 |"
 echo "| hog under supervise, next $n requests ($capped quota decisions in all, hog quota at the end: $q) | $d50 | $d99 |"
+echo "| hog under supervise, realtime = true, first $n requests | $f50 | $f99 |"
+echo "| hog under supervise, realtime = true, next $n requests ($capped_rt quota decisions, hog quota at the end: $q_rt, cpu.idle $idle_rt) | $g50 | $g99 |"
 echo "| no hog again, after | $e50 | $e99 |"
+echo
+echo "realtime: set_realtime applied: ${rt_dec:-no decision}; the core's threads by class at the end: $rt_cls"
 echo
 echo "hog cgroup: quota $q and cpu.idle $idle_during under supervise; after supervise exited (revert): quota $q_after, cpu.idle $idle_after"
 awk -v c="$c99" -v d="$d99" -v a="$a99" -v e="$e99" -v pa="$p99a" -v ps="$p99s" -v n="$n" 'BEGIN {
 	printf "\np99 under supervise / p99 without hog before = %.2f over the first window, %.2f over the next (target <= 1.2)\n", c / a, d / a
 	printf "the same against the no-hog p99 after: %.2f, %.2f\n", c / e, d / e
 	printf "pooled (%d requests each: both no-hog windows, both supervised windows): p99 %.1f vs %.1f ms = %.2f\n", 2 * n, ps, pa, ps / pa }'
+awk -v f="$f99" -v g="$g99" -v a="$a99" -v pa="$p99a" -v pr="$p99r" -v n="$n" 'BEGIN {
+	printf "realtime = true: p99 / p99 without hog before = %.2f, %.2f; pooled: p99 %.1f vs %.1f ms = %.2f (target <= 1.2)\n", f / a, g / a, pr, pa, pr / pa }'
 echo
 echo "bandwidth decisions of the supervised run (audit log):"
 grep '"policy":"bandwidth"' "$T/audit.jsonl" | sed -n 's/.*"action":"\([a-z_]*\)","target":"\([^"]*\)","from":\([-0-9]*\),"to":\([-0-9]*\).*"ts":"\([^"]*\)".*/  \5 \1 \2 \3 -> \4/p'
+echo "bandwidth decisions of the realtime = true run (audit log):"
+grep '"policy":"bandwidth"' "$T/audit.rt" | sed -n 's/.*"action":"\([a-z_]*\)","target":"\([^"]*\)","from":\([-0-9]*\),"to":\([-0-9]*\).*"ts":"\([^"]*\)".*/  \5 \1 \2 \3 -> \4/p'

@@ -312,6 +312,7 @@ struct bw_case {
 	int rt;                  /* the workers' class read back (env.worker_rt) */
 	int rt_set;              /* we made them real-time */
 	double since_refused;    /* > 0: the core refused real-time this long ago */
+	double since_rt;         /* > 0: the workers went real-time this long ago */
 	int want_n;
 	enum pol_action want_act[3];
 	int64_t want_to[3];
@@ -393,9 +394,16 @@ static const struct bw_case bw_cases[] = {
 	  .core_weight = 100, .nb_quota = -1, .nb_usage = 150, .nb_idle = 1, .realtime = 1, .want_n = 2,
 	  .want_act = { POL_ACT_SET_WEIGHT, POL_ACT_SET_REALTIME }, .want_to = { 1000, 1 },
 	  .want_reason = "SCHED_OTHER -> SCHED_FIFO 1" },
-	{ .name = "realtime: still over with FIFO workers: the hog idle next", .ttft = { 800, 900, 900 },
+	{ .name = "realtime: over 4 s after the switch: neighbours wait (settle 10 s)", .ttft = { 800, 900, 900 },
 	  .core_weight = 1000, .nb_quota = -1, .nb_usage = 150, .nb_idle = 1, .realtime = 1, .rt = 1, .rt_set = 1,
-	  .want_n = 1, .want_act = { POL_ACT_SET_IDLE }, .want_to = { 1 }, .want_reason = "cpu.idle 0 -> 1" },
+	  .since_rt = 4, .want_n = 0, .want_reason = "neighbours wait for realtime_settle (10 s)" },
+	{ .name = "realtime: over 4 s after, the weight was lowered meanwhile: weight only", .ttft = { 800, 900, 900 },
+	  .core_weight = 100, .nb_quota = -1, .nb_usage = 150, .nb_idle = 1, .realtime = 1, .rt = 1, .rt_set = 1,
+	  .since_rt = 4, .want_n = 1, .want_act = { POL_ACT_SET_WEIGHT }, .want_to = { 1000 },
+	  .want_reason = "core weight 100 -> 1000" },
+	{ .name = "realtime: still over 12 s after the switch: the hog idle next", .ttft = { 800, 900, 900 },
+	  .core_weight = 1000, .nb_quota = -1, .nb_usage = 150, .nb_idle = 1, .realtime = 1, .rt = 1, .rt_set = 1,
+	  .since_rt = 12, .want_n = 1, .want_act = { POL_ACT_SET_IDLE }, .want_to = { 1 }, .want_reason = "cpu.idle 0 -> 1" },
 	{ .name = "realtime: over, but no neighbour uses CPU: not real-time", .ttft = { 800, 900, 900 },
 	  .core_weight = 1000, .nb_quota = -1, .nb_usage = 5, .nb_idle = 1, .realtime = 1, .want_n = 0,
 	  .want_reason = "no neighbour left to cap" },
@@ -465,6 +473,7 @@ static void test_bandwidth_table(void **state)
 		c.realtime = bc->realtime;
 		env.worker_rt = bc->rt;
 		m.rt_set = bc->rt_set;
+		m.rt_on_s = bc->since_rt > 0 ? 102 - bc->since_rt : -1e18;
 		if (bc->since_refused > 0)
 			m.rt_refused_s = 102 - bc->since_refused;
 		if (bc->knee > 0) {
