@@ -635,7 +635,8 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 		  const struct pol_mem *m, struct pol_decision *out, int max, char *why, size_t whylen)
 {
 	double now, p99 = 0, hi, lo, cd_left;
-	int nd = 0, over, under, held = 0;
+	int nd = 0, over, under, held = 0, rt_pending = 0, idle_pending = 0;
+	const struct pol_neighbour *busy;
 
 	if (!c->bandwidth_enabled) {
 		fmt(why, whylen, "bandwidth policy disabled");
@@ -675,29 +676,32 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 			fmt(d->inputs, sizeof(d->inputs), "{\"ttft_p99_ms\":%.1f,\"target_ms\":%g,\"weight\":%" PRId64 "}", p99,
 			    c->ttft_p99_target_ms, env->core_weight);
 		}
-		/* real-time workers before any neighbour pays: a fair-class
-		 * neighbour, idle or capped, still gets a worker's CPU for a
-		 * whole scheduler tick whenever EEVDF re-picks there (a slice
-		 * ends, a kthread preempts); a SCHED_FIFO worker is never
+		/* real-time workers after the idle flags and before any cap: an
+		 * idle or capped fair-class neighbour still gets a worker's CPU
+		 * for a whole scheduler tick whenever EEVDF re-picks there (a
+		 * slice ends, a kthread preempts); a SCHED_FIFO worker is never
 		 * re-picked away from, and the neighbour keeps every cycle the
-		 * core leaves */
-		if (c->realtime && env->worker_rt == 0 && nd < max) {
-			const struct pol_neighbour *busy = busiest_neighbour(env, c);
-			double refused_ago = now - m->rt_refused_s;
+		 * core leaves. The idle flag first, because the core's other
+		 * threads (HTTP, the one that dispatches each run) stay in the
+		 * fair class, and only cpu.idle makes them preempt the
+		 * neighbour at once when they wake */
+		busy = busiest_neighbour(env, c);
+		rt_pending = c->realtime && env->worker_rt == 0 && busy && now - m->rt_refused_s >= c->bw_knee_hold_s;
+		for (int i = 0; i < env->nneighbours; i++)
+			if (c->neighbour_idle && env->nb[i].idle == 0 &&
+			    !(env->nb[i].quota_us < 0 && env->nb[i].usage_pct <= c->neighbour_min_pct))
+				idle_pending = 1;
+		if (rt_pending && !idle_pending && nd < max) {
+			struct pol_decision *d = bw_decision(out, &nd, POL_ACT_SET_REALTIME, "core", 0, c->realtime_priority);
 
-			if (busy && refused_ago >= c->bw_knee_hold_s) {
-				struct pol_decision *d = bw_decision(out, &nd, POL_ACT_SET_REALTIME, "core", 0,
-								     c->realtime_priority);
-
-				fmt(d->reason, sizeof(d->reason),
-				    "ttft p99 %.0f ms > target %.0f ms +%.0f%% for %d ticks while neighbour %s uses %.0f%% of a CPU: core workers SCHED_OTHER -> SCHED_FIFO %d",
-				    p99, c->ttft_p99_target_ms, c->bw_hysteresis_pct, c->sustain_ticks, busy->name,
-				    busy->usage_pct, c->realtime_priority);
-				fmt(d->inputs, sizeof(d->inputs),
-				    "{\"ttft_p99_ms\":%.1f,\"target_ms\":%g,\"neighbour\":\"%s\",\"neighbour_usage_pct\":%.1f,\"workers_rt\":0}",
-				    p99, c->ttft_p99_target_ms, busy->name, busy->usage_pct);
-				return nd; /* the neighbours wait: this may be enough */
-			}
+			fmt(d->reason, sizeof(d->reason),
+			    "ttft p99 %.0f ms > target %.0f ms +%.0f%% for %d ticks while neighbour %s uses %.0f%% of a CPU: core workers SCHED_OTHER -> SCHED_FIFO %d",
+			    p99, c->ttft_p99_target_ms, c->bw_hysteresis_pct, c->sustain_ticks, busy->name, busy->usage_pct,
+			    c->realtime_priority);
+			fmt(d->inputs, sizeof(d->inputs),
+			    "{\"ttft_p99_ms\":%.1f,\"target_ms\":%g,\"neighbour\":\"%s\",\"neighbour_usage_pct\":%.1f,\"workers_rt\":0}",
+			    p99, c->ttft_p99_target_ms, busy->name, busy->usage_pct);
+			return nd; /* no cap this tick: this may be enough */
 		}
 		/* the p99 still holds requests served before the switch: judge
 		 * the real-time workers on their own before a neighbour pays */
@@ -734,8 +738,8 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 				    c->ttft_p99_target_ms, nb->usage_pct);
 				continue;
 			}
-			if (cur_pct <= floor_pct + 0.01)
-				continue;
+			if (cur_pct <= floor_pct + 0.01 || rt_pending)
+				continue; /* at the floor, or real-time workers come first */
 			to_pct = cur_pct * (1 - c->bw_step_pct / 100);
 			if (to_pct < floor_pct)
 				to_pct = floor_pct;
@@ -789,6 +793,24 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 		fmt(d->inputs, sizeof(d->inputs), "{\"ttft_p99_ms\":%.1f,\"target_ms\":%g,\"quota_us\":%" PRId64 "}", p99,
 		    c->ttft_p99_target_ms, nb->quota_us);
 	}
+	/* then the real-time workers, but only once no neighbour competes
+	 * (while one does, they and its idle flag stay: the pair is what
+	 * holds the target) */
+	if (!nd && !held && m->rt_set && env->worker_rt > 0) {
+		busy = busiest_neighbour(env, c);
+		if (busy) {
+			fmt(why, whylen, "ttft p99 %.0f ms under target: workers stay SCHED_FIFO while neighbour %s uses %.0f%% of a CPU",
+			    p99, busy->name, busy->usage_pct);
+			return 0;
+		}
+		struct pol_decision *d = bw_decision(out, &nd, POL_ACT_SET_REALTIME, "core", env->worker_rt, 0);
+
+		fmt(d->reason, sizeof(d->reason),
+		    "ttft p99 %.0f ms < target %.0f ms -%.0f%% and no neighbour above %.0f%% of a CPU: core workers back to SCHED_OTHER",
+		    p99, c->ttft_p99_target_ms, c->bw_hysteresis_pct, c->neighbour_min_pct);
+		fmt(d->inputs, sizeof(d->inputs), "{\"ttft_p99_ms\":%.1f,\"workers_rt\":%d}", p99, env->worker_rt);
+		return nd;
+	}
 	/* then the idle flags we set, once that neighbour's quota is back */
 	for (int i = 0; i < env->nneighbours && nd < max; i++) {
 		const struct pol_neighbour *nb = &env->nb[i];
@@ -809,23 +831,6 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 		fmt(d->reason, sizeof(d->reason), "ttft p99 %.0f ms < target %.0f ms -%.0f%%: core weight back to %" PRId64,
 		    p99, c->ttft_p99_target_ms, c->bw_hysteresis_pct, d->to);
 		fmt(d->inputs, sizeof(d->inputs), "{\"ttft_p99_ms\":%.1f,\"weight\":%" PRId64 "}", p99, env->core_weight);
-	}
-	/* real-time workers last, and only once no neighbour competes */
-	if (!nd && !held && nd < max && m->rt_set && env->worker_rt > 0 &&
-	    (m->core_weight_orig <= 0 || env->core_weight == m->core_weight_orig)) {
-		const struct pol_neighbour *busy = busiest_neighbour(env, c);
-
-		if (busy) {
-			fmt(why, whylen, "ttft p99 %.0f ms under target: workers stay SCHED_FIFO while neighbour %s uses %.0f%% of a CPU",
-			    p99, busy->name, busy->usage_pct);
-			return 0;
-		}
-		struct pol_decision *d = bw_decision(out, &nd, POL_ACT_SET_REALTIME, "core", env->worker_rt, 0);
-
-		fmt(d->reason, sizeof(d->reason),
-		    "ttft p99 %.0f ms < target %.0f ms -%.0f%% and no neighbour above %.0f%% of a CPU: core workers back to SCHED_OTHER",
-		    p99, c->ttft_p99_target_ms, c->bw_hysteresis_pct, c->neighbour_min_pct);
-		fmt(d->inputs, sizeof(d->inputs), "{\"ttft_p99_ms\":%.1f,\"workers_rt\":%d}", p99, env->worker_rt);
 	}
 	if (!nd && !held)
 		fmt(why, whylen, "ttft p99 %.0f ms under target, nothing to give back", p99);
