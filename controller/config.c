@@ -76,6 +76,7 @@ static const struct key keys[] = {
 	{ .section = "bandwidth", .name = "realtime", .type = K_BOOL, .off = F(realtime), .def = "false", .doc = "core over target while a neighbour uses CPU: make its workers SCHED_FIFO before idling or capping neighbours; SCHED_OTHER again once none competes (root)" },
 	{ .section = "bandwidth", .name = "realtime_priority", .type = K_INT, .off = F(realtime_priority), .def = "1", .min = 1, .max = 99, .doc = "the workers' SCHED_FIFO priority (1: below every kernel RT thread)" },
 	{ .section = "bandwidth", .name = "realtime_settle", .type = K_DURATION, .off = F(realtime_settle_s), .def = "10s", .min = 0, .max = 3600, .doc = "after the workers went SCHED_FIFO, no neighbour is idled or capped this long (supervise's p99 spans 10 ticks)" },
+	{ .section = "bandwidth", .name = "realtime_max_busy", .type = K_DOUBLE, .off = F(realtime_max_busy_pct), .def = "50", .min = 1, .max = 100, .doc = "real-time only while the busiest worker runs under this % of the time; above it, back to SCHED_OTHER at once" },
 	{ .section = "bandwidth", .name = "realtime_budget", .type = K_DOUBLE, .off = F(realtime_budget_pct), .def = "90", .min = 1, .max = 100, .doc = "v1 RT group scheduling: cpu.rt_runtime_us of the core's cgroup and ancestors, % of cpu.rt_period_us (at most the root's)" },
 
 	{ .section = "tune", .name = "duration", .type = K_DURATION, .off = F(tune_duration_s), .def = "10s", .min = 0.2, .max = 86400, .doc = "profiling time of edgectl tune" },

@@ -58,7 +58,8 @@ struct ccfg {
 	int64_t core_weight;          /* weight given to the core's cgroup when it misses its target */
 	bool realtime;                /* may make the core's workers SCHED_FIFO while a neighbour competes */
 	int realtime_priority;        /* their SCHED_FIFO priority */
-	double realtime_settle_s;     /* after the switch, neighbours wait this long (the p99 window refills) */
+	double realtime_settle_s;
+	double realtime_max_busy_pct; /* real-time only while the busiest worker stays under this */     /* after the switch, neighbours wait this long (the p99 window refills) */
 	double realtime_budget_pct;   /* RT group scheduling (v1): the core's cpu.rt_runtime_us, % of cpu.rt_period_us */
 	/* [tune] */
 	double tune_duration_s;

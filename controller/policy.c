@@ -634,7 +634,7 @@ static struct pol_decision *bw_decision(struct pol_decision *out, int *nd, enum 
 int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, const struct pol_env *env,
 		  const struct pol_mem *m, struct pol_decision *out, int max, char *why, size_t whylen)
 {
-	double now, p99 = 0, hi, lo, cd_left;
+	double now, p99 = 0, hi, lo, cd_left, wbusy = 0;
 	int nd = 0, over, under, held = 0, rt_pending = 0, idle_pending = 0;
 	const struct pol_neighbour *busy;
 
@@ -647,6 +647,21 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 		return 0;
 	}
 	now = now_of(h[n - 1]);
+	/* a hard limit, cooldown or not: real-time workers that run most of
+	 * the time reach the RT budget, and the kernel then stops them to the
+	 * end of its period (100 ms of each second at 90 %), and they keep the
+	 * core's own fair-class threads (HTTP) off their CPUs between tokens */
+	if (m->rt_set && env->worker_rt > 0 &&
+	    sustained(h, n, c->sustain_ticks, POL_K_WORKERS_BUSY, GT, c->realtime_max_busy_pct, &wbusy)) {
+		struct pol_decision *d = bw_decision(out, &nd, POL_ACT_SET_REALTIME, "core", env->worker_rt, 0);
+
+		fmt(d->reason, sizeof(d->reason),
+		    "busiest worker %.0f%% busy > realtime_max_busy %.0f%% for %d ticks: core workers back to SCHED_OTHER at once (past the RT budget the kernel throttles them)",
+		    wbusy, c->realtime_max_busy_pct, c->sustain_ticks);
+		fmt(d->inputs, sizeof(d->inputs), "{\"workers_busy_pct\":%.1f,\"max_busy_pct\":%g,\"workers_rt\":%d}", wbusy,
+		    c->realtime_max_busy_pct, env->worker_rt);
+		return nd;
+	}
 	if (isnan(pol_core_stat(h[n - 1], POL_K_TTFT_P99, NAN))) {
 		fmt(why, whylen, "core ttft p99 unknown");
 		return 0;
@@ -686,7 +701,9 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 		 * fair class, and only cpu.idle makes them preempt the
 		 * neighbour at once when they wake */
 		busy = busiest_neighbour(env, c);
-		rt_pending = c->realtime && env->worker_rt == 0 && busy && now - m->rt_refused_s >= c->bw_knee_hold_s;
+		wbusy = pol_core_stat(h[n - 1], POL_K_WORKERS_BUSY, NAN);
+		rt_pending = c->realtime && env->worker_rt == 0 && busy && now - m->rt_refused_s >= c->bw_knee_hold_s &&
+			     !isnan(wbusy) && wbusy <= c->realtime_max_busy_pct;
 		for (int i = 0; i < env->nneighbours; i++)
 			if (c->neighbour_idle && env->nb[i].idle == 0 &&
 			    !(env->nb[i].quota_us < 0 && env->nb[i].usage_pct <= c->neighbour_min_pct))

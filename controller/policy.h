@@ -31,6 +31,7 @@
 #define POL_K_THREADS "threads"
 #define POL_K_MEM_UTIL "mem_util_pct"
 #define POL_K_TTFT_P99 "ttft_p99_ms"
+#define POL_K_WORKERS_BUSY "workers_busy_pct" /* the busiest pool worker's share of the last tick, % */
 
 #define POL_MAX_WORKERS SNAP_MAX_CPUS
 #define POL_MAX_DECISIONS (2 + CCFG_MAX_NEIGHBOURS)

@@ -97,6 +97,11 @@ struct sup {
 	int ttft_nb, ttft_n;
 	uint64_t nb_usage_prev[CCFG_MAX_NEIGHBOURS];
 	double nb_t_prev;
+	/* the workers' busy_ns at the previous tick, for their busy share */
+	pid_t wb_tid[CADMIN_MAX_WORKERS];
+	int64_t wb_ns[CADMIN_MAX_WORKERS];
+	int wb_n;
+	double wb_t;
 	/* deciding */
 	struct pol_mem mem;
 	FILE *audit;
@@ -397,6 +402,30 @@ static void core_restart(struct sup *u, const char *why)
 }
 
 /* ---- one tick ------------------------------------------------------------------- */
+
+/* The busiest pool worker's share of the time since the previous stats, %
+ * (NAN on the first tick, or when no worker is known from then). */
+static double workers_busy(struct sup *u, const struct cadmin_stats *as)
+{
+	double now = mono(), best = NAN;
+
+	for (int64_t i = 0; i < as->nworkers; i++)
+		for (int k = 0; k < u->wb_n; k++)
+			if (u->wb_tid[k] == as->worker_tid[i] && as->worker_busy_ns[i] >= u->wb_ns[k] && now > u->wb_t) {
+				double pct = (double)(as->worker_busy_ns[i] - u->wb_ns[k]) / 1e9 / (now - u->wb_t) * 100.0;
+
+				if (isnan(best) || pct > best)
+					best = pct;
+				break;
+			}
+	u->wb_n = 0;
+	for (int64_t i = 0; i < as->nworkers && i < CADMIN_MAX_WORKERS; i++) {
+		u->wb_tid[u->wb_n] = as->worker_tid[i];
+		u->wb_ns[u->wb_n++] = as->worker_busy_ns[i];
+	}
+	u->wb_t = now;
+	return best;
+}
 
 static void kv_set(struct snap *s, const char *k, double v)
 {
@@ -731,6 +760,7 @@ static void tick(struct sup *u)
 		kv_set(s, POL_K_THREADS, (double)as.threads);
 		kv_set(s, POL_K_MEM_UTIL, as.kv_used_pct);
 		kv_set(s, POL_K_TTFT_P99, ttft);
+		kv_set(s, POL_K_WORKERS_BUSY, workers_busy(u, &as));
 		kv_set(s, "mem_bytes", (double)as.mem_bytes);
 		kv_set(s, "restarts", u->restarts);
 		pthread_mutex_lock(&u->mu);

@@ -69,8 +69,6 @@ struct worker {
 	bool live;              /* thread started and not yet joined */
 	bool has_set;           /* `set` is to be applied */
 	bool quit;              /* set by the exit run: leave the loop */
-	int sched_policy, sched_prio; /* to apply at start (copied from the pool by grow);
-	                         * a failure leaves it SCHED_OTHER, which tpool_stats shows */
 	uint32_t start_gen;     /* gen when the thread was created */
 	pthread_t th;
 	cpu_set_t set;
@@ -194,13 +192,16 @@ static void *worker_main(void *argp)
 	uint32_t seen;
 
 	tls_pool = p;
-	if (w->sched_policy != SCHED_OTHER) {
-		/* a worker started by a resize while the pool is real-time;
-		 * grow() checks the result through w->sched_err */
-		struct sched_param sp = { .sched_priority = w->sched_prio };
-		(void)sched_setscheduler(0, w->sched_policy, &sp);
+	/* The pool's class, and our tid published, under slots_lock: a
+	 * tpool_set_sched() either sees our tid or we see its class. A refusal
+	 * leaves us SCHED_OTHER, which tpool_stats() shows. */
+	pthread_mutex_lock(&p->slots_lock);
+	if (p->sched_policy != SCHED_OTHER) {
+		struct sched_param sp = { .sched_priority = p->sched_prio };
+		(void)sched_setscheduler(0, p->sched_policy, &sp);
 	}
 	atomic_store(&w->tid, (pid_t)syscall(SYS_gettid));
+	pthread_mutex_unlock(&p->slots_lock);
 	atomic_store(&w->cpu, sched_getcpu());
 	/* Not a fresh read of gen: the run that follows our creation may
 	 * already have bumped it, and we must take part in that run. */
@@ -338,8 +339,6 @@ static int grow(struct tpool *p, int want)
 			p->w[i] = w;
 		}
 		w->quit = false;
-		w->sched_policy = p->sched_policy;
-		w->sched_prio = p->sched_prio;
 		w->start_gen = atomic_load(&p->gen);
 		atomic_store(&w->tid, 0);
 		atomic_store(&w->cpu, -1);

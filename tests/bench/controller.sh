@@ -56,11 +56,20 @@ ticks() { awk '{print $14 + $15}' /proc/$1/stat; }
 hz=$(getconf CLK_TCK)
 
 start_sup() { # CONFIG
-	"$BIN/edgectl" supervise --config "$1" -- "$BIN/dify-edge" serve --model-path "$T/m.gguf" \
-		--host 127.0.0.1:$PORT -t "$(nproc)" -P 1 -q > "$T/sup.out" 2>&1 &
-	SUP=$!
-	for _ in $(seq 200); do curl -s -m 0.3 http://127.0.0.1:$PORT/health | grep -q '"ok"' && return 0; sleep 0.05; done
-	echo "bench: supervise did not start: $(cat "$T/sup.out")"; return 1
+	for _try in 1 2 3; do
+		"$BIN/edgectl" supervise --config "$1" -- "$BIN/dify-edge" serve --model-path "$T/m.gguf" \
+			--host 127.0.0.1:$PORT -t "$(nproc)" -P 1 -q > "$T/sup.out" 2>&1 &
+		SUP=$!
+		for _ in $(seq 200); do
+			curl -s -m 0.3 http://127.0.0.1:$PORT/health | grep -q '"ok"' && return 0
+			# the port, picked from the pid, can be an ephemeral port in use: another one
+			grep -q 'Address already in use' "$T/sup.out" && break
+			sleep 0.05
+		done
+		grep -q 'Address already in use' "$T/sup.out" || break
+		stop_sup; PORT=$((PORT + 1 + RANDOM % 1000))
+	done
+	echo "bench: supervise did not start: $(head -3 "$T/sup.out")"; return 1
 }
 stop_sup() { kill -TERM "$SUP"; wait "$SUP" 2>/dev/null; SUP=""; }
 

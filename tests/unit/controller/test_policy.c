@@ -43,17 +43,17 @@ static void set_topo(struct snap *s, enum topo_kind k, uint64_t offline_mask)
 }
 
 struct tick {
-	double queue, busy, threads, mem, ttft;
+	double queue, busy, threads, mem, ttft, wbusy;
 };
 
 static void set_core(struct snap *s, const struct tick *t)
 {
-	const char *keys[] = { POL_K_QUEUE, POL_K_BUSY_SLOTS, POL_K_THREADS, POL_K_MEM_UTIL, POL_K_TTFT_P99 };
-	const double vals[] = { t->queue, t->busy, t->threads, t->mem, t->ttft };
+	const char *keys[] = { POL_K_QUEUE, POL_K_BUSY_SLOTS, POL_K_THREADS, POL_K_MEM_UTIL, POL_K_TTFT_P99, POL_K_WORKERS_BUSY };
+	const double vals[] = { t->queue, t->busy, t->threads, t->mem, t->ttft, t->wbusy };
 
 	s->core.st.valid = true;
 	s->core.n = 0;
-	for (int i = 0; i < 5; i++) {
+	for (int i = 0; i < 6; i++) {
 		if (isnan(vals[i]))
 			continue;
 		snprintf(s->core.kv[s->core.n].key, sizeof(s->core.kv[0].key), "%s", keys[i]);
@@ -313,6 +313,7 @@ struct bw_case {
 	int rt_set;              /* we made them real-time */
 	double since_refused;    /* > 0: the core refused real-time this long ago */
 	double since_rt;         /* > 0: the workers went real-time this long ago */
+	double wbusy[3];         /* the busiest worker's share of each tick, % */
 	int want_n;
 	enum pol_action want_act[3];
 	int64_t want_to[3];
@@ -397,6 +398,17 @@ static const struct bw_case bw_cases[] = {
 	{ .name = "realtime: still over, the hog idle: SCHED_FIFO before any cap", .ttft = { 800, 900, 900 },
 	  .core_weight = 1000, .nb_quota = -1, .nb_usage = 150, .nb_idle = 2, .idled = 1, .realtime = 1, .want_n = 1,
 	  .want_act = { POL_ACT_SET_REALTIME }, .want_to = { 1 }, .want_reason = "SCHED_OTHER -> SCHED_FIFO 1" },
+	{ .name = "realtime: workers 70 % busy (max 50 %): no SCHED_FIFO, cap the idle hog", .ttft = { 800, 900, 900 },
+	  .core_weight = 1000, .nb_quota = -1, .nb_usage = 150, .nb_idle = 2, .idled = 1, .realtime = 1,
+	  .wbusy = { 70, 70, 70 }, .want_n = 1, .want_act = { POL_ACT_SET_CPU_MAX }, .want_to = { 112500 },
+	  .want_reason = "quota 150% -> 112%" },
+	{ .name = "realtime: FIFO workers 80 % busy for 2 ticks: back to SCHED_OTHER, cooldown or not",
+	  .ttft = { 800, 900, 900 }, .core_weight = 1000, .nb_quota = -1, .nb_usage = 150, .nb_idle = 2, .idled = 1,
+	  .realtime = 1, .rt = 1, .rt_set = 1, .since_rt = 4, .since_last = 1, .wbusy = { 10, 80, 85 }, .want_n = 1,
+	  .want_act = { POL_ACT_SET_REALTIME }, .want_to = { 0 }, .want_reason = "back to SCHED_OTHER at once" },
+	{ .name = "realtime: FIFO workers 80 % busy once: kept (hysteresis)", .ttft = { 800, 900, 900 },
+	  .core_weight = 1000, .nb_quota = -1, .nb_usage = 150, .nb_idle = 2, .idled = 1, .realtime = 1, .rt = 1,
+	  .rt_set = 1, .since_rt = 4, .wbusy = { 10, 10, 85 }, .want_n = 0, .want_reason = "realtime_settle" },
 	{ .name = "realtime: no cpu.idle in this kernel: weight and SCHED_FIFO at once", .ttft = { 800, 900, 900 },
 	  .core_weight = 100, .nb_quota = -1, .nb_usage = 150, .nb_idle = 0, .realtime = 1, .want_n = 2,
 	  .want_act = { POL_ACT_SET_WEIGHT, POL_ACT_SET_REALTIME }, .want_to = { 1000, 1 },
@@ -495,7 +507,8 @@ static void test_bandwidth_table(void **state)
 			m.knee_s[0] = 102 - bc->since_knee;
 		}
 		for (int t = 0; t < 3; t++) {
-			struct tick tk = { .queue = 0, .busy = 1, .threads = 2, .mem = 80, .ttft = bc->ttft[t] };
+			struct tick tk = { .queue = 0, .busy = 1, .threads = 2, .mem = 80, .ttft = bc->ttft[t],
+					   .wbusy = bc->wbusy[t] };
 
 			h[t] = mk(100 + t, T_UNIFORM2, 0, &tk, NULL);
 		}
