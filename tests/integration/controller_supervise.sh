@@ -7,7 +7,8 @@
 # reverts everything (no cgroup left), and 'edgectl revert' after a kill -9 of
 # the supervisor; with [bandwidth] realtime, a busy neighbour and a missed
 # target make the pool's workers SCHED_FIFO (chrt) with an RT budget on the
-# core's cgroup chain, and SIGTERM puts the budget back byte for byte.
+# core's cgroup chain, a saturated worker goes back to SCHED_OTHER, and
+# SIGTERM puts the budget back byte for byte.
 # Bad input: one line, exit 2, nothing left behind.
 . tests/lib.sh
 E=$BIN/edgectl
@@ -244,6 +245,31 @@ if wait_health 30; then
 		fi
 	fi
 	wait $LOADP
+	# saturate the worker: back to SCHED_OTHER at once (realtime_max_busy 50 %)
+	if echo "$rt" | grep -q '"applied":true'; then
+		SAT=()
+		end=$(( $(date +%s) + 8 ))
+		for i in 1 2; do
+			( while [ "$(date +%s)" -lt "$end" ]; do
+				curl -s -m 30 "http://127.0.0.1:$PORT/v1/completions" -d '{"prompt":"a","max_tokens":400,"ignore_eos":true}' -o /dev/null
+			done ) &
+			SAT+=($!)
+		done
+		back=""
+		for _ in $(seq 100); do
+			back=$(grep '"action":"set_realtime","target":"core","from":1,"to":0' "$AUDIT" | head -1)
+			[ -n "$back" ] && break
+			sleep 0.1
+		done
+		nfifo=0
+		for t in $(ls /proc/$core/task); do chrt -p "$t" 2>/dev/null | grep -q SCHED_FIFO && nfifo=$((nfifo + 1)); done
+		if echo "$back" | grep -q 'realtime_max_busy' && echo "$back" | grep -q '"applied":true' && [ "$nfifo" = 0 ]; then
+			pass "realtime: a saturated worker goes back to SCHED_OTHER ($(echo "$back" | jq -r .reason | cut -c1-60))"
+		else
+			fail "realtime: a saturated worker goes back to SCHED_OTHER" "${back:-no decision}, $nfifo FIFO threads; $(grep set_realtime "$AUDIT" | tail -2 | cut -c1-250)"
+		fi
+		wait "${SAT[@]}"
+	fi
 else
 	fail "realtime: supervise starts the core" "$(cat "$TMP/sup.out")"
 fi
