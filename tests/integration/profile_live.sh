@@ -4,7 +4,8 @@
 #     CPU 0 near idle for it, within 10 points of /proc/stat;
 #   - a cgroup v2 target (filtered in BPF by the cgroup's id), in the cgroup2
 #     mount (the empty 'unified' one on a hybrid host);
-#   - the procfs fallback agrees with BPF within 10 points per CPU;
+#   - the procfs fallback agrees with BPF within 10 points (the target's share
+#     per CPU, the spinner's CPU's busy time);
 #   - run-queue latency: two spinners on one CPU give a p99 of milliseconds,
 #     a task that sleeps and wakes on a quiet CPU gives microseconds;
 #   - 'taskset -p' on a running process is an affinity event with its pid
@@ -103,10 +104,13 @@ check "spinner: CPU 1 >= 90% busy for the target" ge "$t1" 90
 check "spinner: CPU 0 near idle for the target (<= 5%)" le "$t0" 5
 check "spinner: CPU 1 busy within 10 points of /proc/stat" near "$b1" "$ps1" 10
 check "spinner: the thread at >= 90% of a CPU" ge "$(jq -s '[.[].threads.t[0].cpu_pct] | add / length' "$TMP/spin.json")" 90
-# procfs fallback against BPF, same window, per CPU
+# procfs fallback against BPF, per CPU: the target's share on both CPUs and the
+# spinner's CPU's busy time. Not CPU 0's busy time: it holds the two profilers'
+# own work, which is not the same for both (under emulation: BPF 15 %, procfs
+# 5 % in the arm64 VM once, 2026-12-06)
 ok=1
 for c in 0 1; do
-	for f in busy_pct target_pct; do
+	for f in target_pct $([ $c = 1 ] && echo busy_pct); do
 		x=$(jq -s "[.[].cpus.cpu[$c].$f] | add / length" "$TMP/spin.json")
 		y=$(jq -s "[.[].cpus.cpu[$c].$f] | add / length" "$TMP/spinp.json")
 		echo "cpu$c $f: bpf $x procfs $y"
@@ -114,7 +118,7 @@ for c in 0 1; do
 	done
 done
 check "procfs fallback: source is procfs" jqe -s 'all(.[]; .cpus.src == "procfs")' "$TMP/spinp.json"
-check "procfs fallback agrees with BPF within 10 points per CPU" test $ok -eq 1
+check "procfs fallback agrees with BPF within 10 points (target per CPU, spinner's CPU busy)" test $ok -eq 1
 
 # ---- cgroup v2 filter (by cgroup id) -----------------------------------------
 v2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
