@@ -259,20 +259,29 @@ static void *idle_thread(void *arg)
 	return NULL;
 }
 
+/* A thread that only waits; its tid once it runs. */
+static pid_t start_idle_thread(pthread_t *th)
+{
+	pid_t tid = 0;
+
+	assert_int_equal(pthread_create(th, NULL, idle_thread, (void *)&tid), 0);
+	while (!__atomic_load_n(&tid, __ATOMIC_ACQUIRE))
+		sched_yield();
+	return tid;
+}
+
 static void test_affinity_restored(void **state)
 {
 	char err[512], l0[64], l1[64];
 	struct cg_sys *s = cg_sys_open(fx, err, sizeof(err));
 	struct cstate *st = NULL;
 	cpu_set_t orig, one, got;
-	pid_t tid = 0;
+	pid_t tid;
 	pthread_t th;
 
 	(void)state;
 	assert_non_null(s);
-	assert_int_equal(pthread_create(&th, NULL, idle_thread, (void *)&tid), 0);
-	while (!__atomic_load_n(&tid, __ATOMIC_ACQUIRE))
-		sched_yield();
+	tid = start_idle_thread(&th);
 	assert_int_equal(aff_get(tid, &orig, err, sizeof(err)), 0);
 	assert_int_equal(cstate_open(statep, "test", &st, err, sizeof(err)), 0);
 	/* live threads are read from the real /proc, so use an empty root for them */
@@ -302,14 +311,12 @@ static void test_sched_restored(void **state)
 	struct cg_sys *s = cg_sys_open(fx, err, sizeof(err));
 	struct cstate *st = NULL, *st2 = NULL;
 	struct sched_param sp = { .sched_priority = 1 };
-	pid_t tid = 0, tids[2];
+	pid_t tid, tids[2];
 	pthread_t th;
 
 	(void)state;
 	assert_non_null(s);
-	assert_int_equal(pthread_create(&th, NULL, idle_thread, (void *)&tid), 0);
-	while (!__atomic_load_n(&tid, __ATOMIC_ACQUIRE))
-		sched_yield();
+	tid = start_idle_thread(&th);
 	tids[0] = tid;
 	tids[1] = 999999999; /* a worker gone since: skipped */
 	assert_int_equal(cstate_open(statep, "test", &st, err, sizeof(err)), 0);
