@@ -671,13 +671,13 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 	over = sustained(h, n, c->sustain_ticks, POL_K_TTFT_P99, GT, hi, &p99);
 	under = !over && sustained(h, n, c->sustain_ticks, POL_K_TTFT_P99, LT, lo, &p99);
 	if (!over && !under) {
-		fmt(why, whylen, "ttft p99 %.0f ms within %.0f..%.0f ms (or not sustained)",
+		fmt(why, whylen, "ttft p99 %.5g ms within %.5g..%.5g ms (or not sustained)",
 		    pol_core_stat(h[n - 1], POL_K_TTFT_P99, 0), lo, hi);
 		return 0;
 	}
 	cd_left = c->bw_cooldown_s - (now - m->last_change_s[POL_BANDWIDTH]);
 	if (cd_left > 0) {
-		fmt(why, whylen, "cooldown: %.1f s left (ttft p99 %.0f ms)", cd_left, p99);
+		fmt(why, whylen, "cooldown: %.1f s left (ttft p99 %.5g ms)", cd_left, p99);
 		return 0;
 	}
 	if (over) {
@@ -686,7 +686,7 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 							     env->weight_cg[0] ? env->weight_cg : c->cgroup,
 							     env->core_weight, c->core_weight);
 
-			fmt(d->reason, sizeof(d->reason), "ttft p99 %.0f ms > target %.0f ms +%.0f%%: core weight %" PRId64 " -> %" PRId64,
+			fmt(d->reason, sizeof(d->reason), "ttft p99 %.5g ms > target %.5g ms +%.0f%%: core weight %" PRId64 " -> %" PRId64,
 			    p99, c->ttft_p99_target_ms, c->bw_hysteresis_pct, d->from, d->to);
 			fmt(d->inputs, sizeof(d->inputs), "{\"ttft_p99_ms\":%.1f,\"target_ms\":%g,\"weight\":%" PRId64 "}", p99,
 			    c->ttft_p99_target_ms, env->core_weight);
@@ -712,7 +712,7 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 			struct pol_decision *d = bw_decision(out, &nd, POL_ACT_SET_REALTIME, "core", 0, c->realtime_priority);
 
 			fmt(d->reason, sizeof(d->reason),
-			    "ttft p99 %.0f ms > target %.0f ms +%.0f%% for %d ticks while neighbour %s uses %.0f%% of a CPU: core workers SCHED_OTHER -> SCHED_FIFO %d",
+			    "ttft p99 %.5g ms > target %.5g ms +%.0f%% for %d ticks while neighbour %s uses %.0f%% of a CPU: core workers SCHED_OTHER -> SCHED_FIFO %d",
 			    p99, c->ttft_p99_target_ms, c->bw_hysteresis_pct, c->sustain_ticks, busy->name, busy->usage_pct,
 			    c->realtime_priority);
 			fmt(d->inputs, sizeof(d->inputs),
@@ -724,7 +724,7 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 		 * the real-time workers on their own before a neighbour pays */
 		if (m->rt_set && env->worker_rt > 0 && now - m->rt_on_s < c->realtime_settle_s) {
 			if (!nd)
-				fmt(why, whylen, "ttft p99 %.0f ms over target: workers SCHED_FIFO %.0f s ago, neighbours wait for realtime_settle (%.0f s)",
+				fmt(why, whylen, "ttft p99 %.5g ms over target: workers SCHED_FIFO %.0f s ago, neighbours wait for realtime_settle (%.0f s)",
 				    p99, now - m->rt_on_s, c->realtime_settle_s);
 			return nd;
 		}
@@ -748,7 +748,7 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 				 * once when the core wakes */
 				d = bw_decision(out, &nd, POL_ACT_SET_IDLE, nb->name, 0, 1);
 				fmt(d->reason, sizeof(d->reason),
-				    "ttft p99 %.0f ms > target %.0f ms +%.0f%% for %d ticks: neighbour %s cpu.idle 0 -> 1 (it runs on what the core leaves)",
+				    "ttft p99 %.5g ms > target %.5g ms +%.0f%% for %d ticks: neighbour %s cpu.idle 0 -> 1 (it runs on what the core leaves)",
 				    p99, c->ttft_p99_target_ms, c->bw_hysteresis_pct, c->sustain_ticks, nb->name);
 				fmt(d->inputs, sizeof(d->inputs),
 				    "{\"ttft_p99_ms\":%.1f,\"target_ms\":%g,\"neighbour_usage_pct\":%.1f,\"idle\":0}", p99,
@@ -763,7 +763,7 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 			d = bw_decision(out, &nd, POL_ACT_SET_CPU_MAX, nb->name, nb->quota_us, pct_to_quota(to_pct, period));
 			d->period_us = period;
 			fmt(d->reason, sizeof(d->reason),
-			    "ttft p99 %.0f ms > target %.0f ms +%.0f%% for %d ticks: neighbour %s quota %.0f%% -> %.0f%% of a CPU (step %.0f%%, floor %.0f%%)",
+			    "ttft p99 %.5g ms > target %.5g ms +%.0f%% for %d ticks: neighbour %s quota %.0f%% -> %.0f%% of a CPU (step %.0f%%, floor %.0f%%)",
 			    p99, c->ttft_p99_target_ms, c->bw_hysteresis_pct, c->sustain_ticks, nb->name, cur_pct, to_pct,
 			    c->bw_step_pct, floor_pct);
 			fmt(d->inputs, sizeof(d->inputs),
@@ -771,7 +771,7 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 			    p99, c->ttft_p99_target_ms, nb->usage_pct, nb->quota_us, period);
 		}
 		if (!nd)
-			fmt(why, whylen, "ttft p99 %.0f ms over target, but no neighbour left to cap", p99);
+			fmt(why, whylen, "ttft p99 %.5g ms over target, but no neighbour left to cap", p99);
 		return nd;
 	}
 	/* under target: give back, step by step, what we took; but only once the
@@ -779,7 +779,7 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 	 * the p99 good is not lifted the moment it works), quotas first, the
 	 * core's weight last */
 	if (now - m->last_tighten_s < c->bw_relax_s) {
-		fmt(why, whylen, "ttft p99 %.0f ms under target: holding, relax in %.1f s", p99,
+		fmt(why, whylen, "ttft p99 %.5g ms under target: holding, relax in %.1f s", p99,
 		    c->bw_relax_s - (now - m->last_tighten_s));
 		return 0;
 	}
@@ -797,7 +797,7 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 		/* never back up to a quota under which the p99 went over, for
 		 * knee_hold: each such probe costs the core ~10 ticks of tail */
 		if (m->knee_quota[i] >= 0 && now - m->knee_s[i] < c->bw_knee_hold_s && (to < 0 || to >= m->knee_quota[i])) {
-			fmt(why, whylen, "ttft p99 %.0f ms under target: neighbour %s held below %.0f%% of a CPU (the p99 went over there %.0f s ago; knee_hold %.0f s)",
+			fmt(why, whylen, "ttft p99 %.5g ms under target: neighbour %s held below %.0f%% of a CPU (the p99 went over there %.0f s ago; knee_hold %.0f s)",
 			    p99, nb->name, (double)m->knee_quota[i] * 100.0 / (double)period, now - m->knee_s[i],
 			    c->bw_knee_hold_s);
 			held = 1;
@@ -805,7 +805,7 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 		}
 		d = bw_decision(out, &nd, POL_ACT_SET_CPU_MAX, nb->name, nb->quota_us, to);
 		d->period_us = period;
-		fmt(d->reason, sizeof(d->reason), "ttft p99 %.0f ms < target %.0f ms -%.0f%%: give neighbour %s back %s", p99,
+		fmt(d->reason, sizeof(d->reason), "ttft p99 %.5g ms < target %.5g ms -%.0f%%: give neighbour %s back %s", p99,
 		    c->ttft_p99_target_ms, c->bw_hysteresis_pct, nb->name, to < 0 ? "its unlimited quota" : "one step");
 		fmt(d->inputs, sizeof(d->inputs), "{\"ttft_p99_ms\":%.1f,\"target_ms\":%g,\"quota_us\":%" PRId64 "}", p99,
 		    c->ttft_p99_target_ms, nb->quota_us);
@@ -816,14 +816,14 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 	if (!nd && !held && m->rt_set && env->worker_rt > 0) {
 		busy = busiest_neighbour(env, c);
 		if (busy) {
-			fmt(why, whylen, "ttft p99 %.0f ms under target: workers stay SCHED_FIFO while neighbour %s uses %.0f%% of a CPU",
+			fmt(why, whylen, "ttft p99 %.5g ms under target: workers stay SCHED_FIFO while neighbour %s uses %.0f%% of a CPU",
 			    p99, busy->name, busy->usage_pct);
 			return 0;
 		}
 		struct pol_decision *d = bw_decision(out, &nd, POL_ACT_SET_REALTIME, "core", env->worker_rt, 0);
 
 		fmt(d->reason, sizeof(d->reason),
-		    "ttft p99 %.0f ms < target %.0f ms -%.0f%% and no neighbour above %.0f%% of a CPU: core workers back to SCHED_OTHER",
+		    "ttft p99 %.5g ms < target %.5g ms -%.0f%% and no neighbour above %.0f%% of a CPU: core workers back to SCHED_OTHER",
 		    p99, c->ttft_p99_target_ms, c->bw_hysteresis_pct, c->neighbour_min_pct);
 		fmt(d->inputs, sizeof(d->inputs), "{\"ttft_p99_ms\":%.1f,\"workers_rt\":%d}", p99, env->worker_rt);
 		return nd;
@@ -836,7 +836,7 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 		if (!m->idled[i] || nb->idle != 1 || m->capped[i])
 			continue;
 		d = bw_decision(out, &nd, POL_ACT_SET_IDLE, nb->name, 1, 0);
-		fmt(d->reason, sizeof(d->reason), "ttft p99 %.0f ms < target %.0f ms -%.0f%%: neighbour %s cpu.idle back to 0",
+		fmt(d->reason, sizeof(d->reason), "ttft p99 %.5g ms < target %.5g ms -%.0f%%: neighbour %s cpu.idle back to 0",
 		    p99, c->ttft_p99_target_ms, c->bw_hysteresis_pct, nb->name);
 		fmt(d->inputs, sizeof(d->inputs), "{\"ttft_p99_ms\":%.1f,\"idle\":1}", p99);
 	}
@@ -845,12 +845,12 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 						     env->weight_cg[0] ? env->weight_cg : c->cgroup, env->core_weight,
 						     m->core_weight_orig);
 
-		fmt(d->reason, sizeof(d->reason), "ttft p99 %.0f ms < target %.0f ms -%.0f%%: core weight back to %" PRId64,
+		fmt(d->reason, sizeof(d->reason), "ttft p99 %.5g ms < target %.5g ms -%.0f%%: core weight back to %" PRId64,
 		    p99, c->ttft_p99_target_ms, c->bw_hysteresis_pct, d->to);
 		fmt(d->inputs, sizeof(d->inputs), "{\"ttft_p99_ms\":%.1f,\"weight\":%" PRId64 "}", p99, env->core_weight);
 	}
 	if (!nd && !held)
-		fmt(why, whylen, "ttft p99 %.0f ms under target, nothing to give back", p99);
+		fmt(why, whylen, "ttft p99 %.5g ms under target, nothing to give back", p99);
 	return nd;
 }
 
