@@ -606,6 +606,13 @@ static int64_t pct_to_quota(double pct, int64_t period)
 
 /* the next bandwidth decision in out[*nd]: zeroed, with its action, target
  * and from -> to; the caller adds the rest (period, reason, inputs) */
+/* A busy neighbour whose cpu.idle we would set first (neighbour_idle): it is
+ * limited or uses more than the floor, and is not idle yet. */
+static int needs_idle(const struct pol_neighbour *nb, const struct ccfg *c)
+{
+	return c->neighbour_idle && nb->idle == 0 && !(nb->quota_us < 0 && nb->usage_pct <= c->neighbour_min_pct);
+}
+
 /* The neighbour using the most CPU above the floor (neighbour_min), or NULL. */
 static const struct pol_neighbour *busiest_neighbour(const struct pol_env *env, const struct ccfg *c)
 {
@@ -705,9 +712,7 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 		rt_pending = c->realtime && env->worker_rt == 0 && busy && now - m->rt_refused_s >= c->bw_knee_hold_s &&
 			     !isnan(wbusy) && wbusy <= c->realtime_max_busy_pct;
 		for (int i = 0; i < env->nneighbours; i++)
-			if (c->neighbour_idle && env->nb[i].idle == 0 &&
-			    !(env->nb[i].quota_us < 0 && env->nb[i].usage_pct <= c->neighbour_min_pct))
-				idle_pending = 1;
+			idle_pending |= needs_idle(&env->nb[i], c);
 		if (rt_pending && !idle_pending && nd < max) {
 			struct pol_decision *d = bw_decision(out, &nd, POL_ACT_SET_REALTIME, "core", 0, c->realtime_priority);
 
@@ -742,7 +747,7 @@ int pol_bandwidth(const struct snap *const *h, size_t n, const struct ccfg *c, c
 
 			if (nb->quota_us < 0 && nb->usage_pct <= floor_pct)
 				continue; /* not limited and hardly using anything: leave it */
-			if (c->neighbour_idle && nb->idle == 0) {
+			if (needs_idle(nb, c)) {
 				/* first step for a busy neighbour: idle, not capped. It
 				 * keeps every CPU cycle the core leaves, and yields at
 				 * once when the core wakes */

@@ -633,7 +633,7 @@ static int rt_budget(struct sup *u, char *err, size_t errlen)
 }
 
 /* Record what d is about to change, then change it. 0 or negative errno (err set). */
-static int apply(struct sup *u, const struct pol_decision *d, char *err, size_t errlen)
+static int apply(struct sup *u, const struct pol_decision *d, const struct pol_env *env, char *err, size_t errlen)
 {
 	int ret = 0;
 
@@ -684,12 +684,9 @@ static int apply(struct sup *u, const struct pol_decision *d, char *err, size_t 
 		break;
 	case POL_ACT_SET_REALTIME:
 		if (d->to > 0) {
-			struct cadmin_stats as;
-
-			if ((ret = cadmin_get_stats(u->admin_sock, &as, err, errlen)) < 0)
-				break;
-			ret = cstate_note_sched(u->st, u->admin_sock, u->core, (int)d->from, as.worker_tid,
-						(int)as.nworkers);
+			/* the workers as this tick's admin stats listed them */
+			ret = cstate_note_sched(u->st, u->admin_sock, u->core, (int)d->from, env->worker_tid,
+						env->nworkers);
 			if (!ret)
 				ret = cstate_save(u->st, err, errlen);
 			if (!ret)
@@ -790,7 +787,7 @@ static void tick(struct sup *u)
 		json_t *dj;
 
 		err[0] = 0;
-		if (!u->dry && apply(u, &dec[i], err, sizeof(err)) < 0)
+		if (!u->dry && apply(u, &dec[i], &env, err, sizeof(err)) < 0)
 			ok = 0;
 		if (ok)
 			pol_mem_commit(&u->mem, &dec[i], &env, (double)s->mono_ns / 1e9);
